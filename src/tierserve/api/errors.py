@@ -1,0 +1,65 @@
+"""One table from domain exceptions to HTTP statuses; every error body is {"success": false, "msg": ...}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tierserve.errors import InvalidRequest, NotFound, NotSupported, StorageError, TierserveError
+
+log = logging.getLogger(__name__)
+
+#: Looked up along the exception's MRO, so a base class covers its subclasses.
+STATUS_CODES: dict[type[TierserveError], int] = {
+    InvalidRequest: 400,
+    NotSupported: 400,
+    NotFound: 404,
+    StorageError: 500,
+    TierserveError: 500,
+}
+
+
+def error_body(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"success": False, "msg": message}, status_code=status)
+
+
+def status_for(exc: TierserveError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TierserveError)
+    status = status_for(exc)
+    if status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    return error_body(status, exc.message)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_body(exc.status_code, str(exc.detail))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return error_body(400, problems)
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_body(500, "internal server error")
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TierserveError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,67 @@
+"""The Allen image download endpoints; all four share one handler and accept the same options."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tierserve.api.params import openapi_parameters, parse_options, split_image_id
+from tierserve.api.state import AppState
+from tierserve.api.streaming import stream_render
+from tierserve.core.encode import Sink
+from tierserve.db.repository import load_image
+from tierserve.downloads import DownloadJob, DownloadOptions, plan_download, run_download
+
+router = APIRouter(tags=["image download"])
+
+ENDPOINTS: tuple[tuple[str, str | None, str], ...] = (
+    ("section_image_download", "SectionImage", "A SectionImage, its expression mask or another layer."),
+    ("atlas_image_download", "AtlasImage", "An AtlasImage plate, or its annotation with annotation=true."),
+    ("projection_image_download", "SectionImage", "A connectivity SectionImage or its projection layer."),
+    ("image_download", None, "Any SubImage (SectionImage or AtlasImage) by id."),
+)
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "An 8-bit RGB JPEG."},
+    400: {"description": "Malformed or out-of-range parameter: {success: false, msg}."},
+    404: {"description": "Unknown id or missing layer: {success: false, msg}."},
+}
+
+
+def _plan(state: AppState, model: str | None, image_id: int, options: DownloadOptions) -> DownloadJob:
+    with state.database.session() as session:
+        record = load_image(session, image_id, model)
+    return plan_download(record, options)
+
+
+def _register(path: str, model: str | None, summary: str) -> None:
+    async def download(request: Request, image_id: str) -> Response:
+        identifier, extra = split_image_id(image_id)
+        options = parse_options([*extra, *request.query_params.multi_items()])
+        state: AppState = request.app.state.tierserve
+        job = await run_in_threadpool(_plan, state, model, identifier, options)
+
+        def render(sink: Sink) -> None:
+            run_download(job, state.store, state.pyramids, sink)
+
+        headers = {
+            "Content-Disposition": f"inline; filename={job.image_id}.jpg",
+            "Cache-Control": "public, max-age=86400",
+        }
+        return await stream_render(render, state.executor, "image/jpeg", headers)
+
+    router.add_api_route(
+        f"/api/v2/{path}/{{image_id}}",
+        download,
+        methods=["GET"],
+        operation_id=path,
+        summary=summary,
+        response_class=Response,
+        responses=_RESPONSES,
+        openapi_extra={"parameters": openapi_parameters()},
+    )
+
+
+for _path, _model, _summary in ENDPOINTS:
+    _register(_path, _model, _summary)

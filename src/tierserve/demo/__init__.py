@@ -1,0 +1,1 @@
+"""The demo collection: realistic, procedurally generated section images (no downloads)."""

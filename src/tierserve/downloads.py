@@ -1,0 +1,97 @@
+"""The image download service: from an image record and request options to a streamed JPEG.
+
+Knows the database records and the core, not HTTP: `plan_download` validates everything that can be
+checked before any pixel is read, so that errors become clean responses; `run_download` then
+renders and encodes into a sink.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tierserve.core.encode import Sink, encode_jpeg
+from tierserve.core.pyramid import PyramidCache
+from tierserve.core.render import RenderSpec, render
+from tierserve.core.tiers import plan_read, resolve_window
+from tierserve.core.windowing import ChannelWindow
+from tierserve.db.repository import ImageRecord, LayerRecord
+from tierserve.errors import StorageError
+from tierserve.layers import LayerKind, select_layer
+from tierserve.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadOptions:
+    """Parsed image-download options. left/top: full-resolution pixels; width/height: tier pixels
+    (full-resolution when `downsample_dimensions`); None means the Allen default."""
+
+    downsample: int = 0
+    quality: int = 100
+    left: int | None = None
+    top: int | None = None
+    width: int | None = None
+    height: int | None = None
+    downsample_dimensions: bool = False
+    view: LayerKind = LayerKind.PRIMARY
+    atlas: int | None = None
+    range: ChannelWindow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadJob:
+    """A validated download: which file to read and how to render and encode it."""
+
+    image_id: int
+    path: str
+    spec: RenderSpec
+    quality: int
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """Width and height of the produced image, in tier pixels."""
+        return self.spec.plan.output.width, self.spec.plan.output.height
+
+
+def plan_download(record: ImageRecord, options: DownloadOptions) -> DownloadJob:
+    """Choose the layer, apply defaults, plan the read and the channel window.
+
+    Raises `LayerNotFound`, `InvalidRequest` or `RegionOutsideImage` before any file is touched.
+    """
+    layer = select_layer(record.id, record.layers, options.view, options.atlas)
+    window = resolve_window(
+        record.section,
+        options.downsample,
+        options.left,
+        options.top,
+        options.width,
+        options.height,
+        options.downsample_dimensions,
+    )
+    plan = plan_read(record.image_width, record.image_height, record.tier_count, window)
+    spec = RenderSpec(plan=plan, window=channel_window(layer, options.range, record.equalization))
+    return DownloadJob(image_id=record.id, path=layer.path, spec=spec, quality=options.quality)
+
+
+def channel_window(
+    layer: LayerRecord, requested: ChannelWindow | None, equalization: ChannelWindow | None
+) -> ChannelWindow | None:
+    """`range` when given; for layers deeper than 8 bits the equalization, else the full native scale."""
+    if requested is not None:
+        return requested
+    if layer.bits_per_component <= 8:
+        return None
+    return equalization or ChannelWindow.full_scale(layer.bits_per_component)
+
+
+def run_download(job: DownloadJob, store: Store, pyramids: PyramidCache, sink: Sink) -> None:
+    """Render and encode `job` into `sink`. Storage failures are re-raised naming the image id."""
+    location = store.locate(job.path)
+    try:
+        image = render(pyramids.open(location), job.spec)
+        encode_jpeg(image, job.quality, sink)
+    except StorageError as exc:
+        log.error("image %s: %s (%s)", job.image_id, exc.message, location)
+        raise StorageError(f"image {job.image_id}: {exc.message}") from exc

@@ -1,0 +1,1 @@
+"""Ingest: read a manifest, build one pyramidal OME-TIFF per image layer, record rows atomically."""

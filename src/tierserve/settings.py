@@ -1,0 +1,52 @@
+"""One settings object, read from `TIERSERVE_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory, e.g. ``~/.local/share/tierserve`` on Linux."""
+    return user_data_path("tierserve", appauthor=False)
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the CLI, the ingest pipeline and the web app."""
+
+    model_config = SettingsConfigDict(env_prefix="TIERSERVE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Store and default database live here.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port of the HTTP server.")
+    workers: int = Field(default=1, ge=1, le=256, description="uvicorn worker processes.")
+    ingest_quality: int = Field(default=90, ge=1, le=100, description="JPEG quality of 8-bit pyramid tiles.")
+    render_threads: int = Field(
+        default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
+    )
+    open_files: int = Field(default=256, ge=1, description="Pyramid files kept open per worker.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite default."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'tierserve.db'}"
+
+    @property
+    def store_dir(self) -> Path:
+        """Root of the local pyramid store."""
+        return self.data_dir / "store"
+
+    def export_environment(self) -> None:
+        """Write these settings to `os.environ` so that worker processes read the same values."""
+        for name, value in self.model_dump().items():
+            if value is not None:
+                os.environ[f"TIERSERVE_{name.upper()}"] = str(value)
