@@ -108,7 +108,7 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
     sx, sy = round(x * plan.scale), round(y * plan.scale)
     sw = max(1, min(round(w * plan.scale), scan_w - sx))
     sh = max(1, min(round(h * plan.scale), scan_h - sy))
-    slide, mask = synth.ish_section(scan_w, scan_h, seed=30)
+    slide, mask = synth.ish_section(scan_w, scan_h, seed=30, section=(sx, sy, sw, sh))
     ish_images.append(
         {
             "id": sub_id,

@@ -41,23 +41,37 @@ def tissue_mask(width: int, height: int, seed: int) -> pyvips.Image:
     return _enlarge(low, width, height)
 
 
+def _where(condition: pyvips.Image, inside: float, outside: float) -> pyvips.Image:
+    """A float image: `inside` where `condition` (0/255) holds, `outside` elsewhere."""
+    return condition.linear((inside - outside) / 255.0, outside)
+
+
 def _perlin(width: int, height: int, cell: int, seed: int) -> pyvips.Image:
     """Perlin noise scaled to roughly 0-1."""
     return pyvips.Image.perlin(width, height, cell_size=max(2, cell), seed=seed).linear(0.5, 0.5)
 
 
-def ish_section(width: int, height: int, seed: int) -> tuple[pyvips.Image, pyvips.Image]:
+def ish_section(
+    width: int, height: int, seed: int, section: tuple[int, int, int, int] | None = None
+) -> tuple[pyvips.Image, pyvips.Image]:
     """An ISH-like RGB slide (light background, tan tissue, dark purple expressing cells) and its
-    expression mask (black background, expressing cells coloured from blue to red by intensity)."""
-    mask = tissue_mask(width, height, seed)
+    expression mask (black background, expressing cells coloured from blue to red by intensity).
+
+    With `section` (x, y, width, height), the tissue lies inside that rectangle of the scan only.
+    """
+    if section is None:
+        mask = tissue_mask(width, height, seed)
+    else:
+        x, y, w, h = section
+        mask = tissue_mask(w, h, seed).embed(x, y, width, height, extend="black")
     cells = _perlin(width, height, 6, seed + 1)
     layers = _perlin(width, height, 160, seed + 2)
     spots = _perlin(width, height, 14, seed + 3) > 0.62
-    expression = spots.ifthenelse(1.0, 0.0) * (layers > 0.45).ifthenelse(1.0, 0.25) * mask * cells
+    expression = _where(spots, 1.0, 0.0) * _where(layers > 0.45, 1.0, 0.25) * mask * cells
     density = mask * (layers * 0.35 + cells * 0.25 + 0.4)
-    slide = (density * [-40, -52, -34] + [238, 236, 240]) + expression * [-150, -160, -90]
+    slide = (density * [-30, -48, -62] + [241, 239, 236]) + expression * [-130, -150, -95]
     expression_mask = _heat(expression * (layers * 0.6 + 0.4))
-    return slide.cast("uchar"), expression_mask
+    return slide.cast("uchar").copy(interpretation="srgb"), expression_mask
 
 
 def _heat(value: pyvips.Image) -> pyvips.Image:
@@ -88,13 +102,13 @@ def fluorescence_section(width: int, height: int, seed: int) -> tuple[pyvips.Ima
     x, y = _lowres_grid(width, height)
     ix, iy = rng.uniform(-0.4, 0.3, 2)
     injection = _enlarge(np.exp(-((x - ix) ** 2 + (y - iy) ** 2) / 0.01), width, height)
-    fibres = (_perlin(width, height, 48, seed + 3) - 0.5).abs() < 0.03
-    axons = fibres.ifthenelse(1.0, 0.0) * (regions > 0.5).ifthenelse(0.7, 0.15) * mask
-    green = (injection * 4095 + axons * 2600 + grain * 120 * mask + 30).cast("ushort")
+    fibres = (_perlin(width, height, 96, seed + 3) - 0.5).abs() < 0.015
+    axons = _where(fibres, 1.0, 0.0) * _where(regions > 0.55, 0.7, 0.12) * mask
+    green = (injection * 4095 + axons * 2600 + grain * 120 * mask + 30).clamp(min=0, max=4095).cast("ushort")
     red = (mask * (regions * 500 + 250) + grain * 90 + 20).cast("ushort")
     blue = (grain * 40 + 8).cast("ushort")
     image = red.bandjoin([green, blue]).copy(interpretation="rgb16")
-    signal = (green > 900).ifthenelse(1.0, 0.0) * (green.cast("float") / 4095)
+    signal = _where(green > 900, 1.0, 0.0) * (green.cast("float") / 4095)
     projection = (signal * [255, 255, 255]).cast("uchar").copy(interpretation="srgb")
     return image, projection
 
@@ -105,7 +119,7 @@ def nissl_plate(width: int, height: int, seed: int) -> pyvips.Image:
     cells = _perlin(width, height, 4, seed + 1)
     layers = _perlin(width, height, 120, seed + 2)
     density = mask * (cells * 0.4 + layers * 0.3 + 0.3)
-    return (density * [-120, -130, -60] + [245, 245, 248]).cast("uchar")
+    return (density * [-120, -130, -60] + [245, 245, 248]).cast("uchar").copy(interpretation="srgb")
 
 
 def annotation_plate(width: int, height: int, seed: int, structures: int) -> pyvips.Image:

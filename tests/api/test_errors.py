@@ -1,0 +1,63 @@
+"""Every error case gets the right status and a JSON body {"success": false, "msg": ...}."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+CASES = [
+    ("/api/v2/section_image_download/abc", 400, "image id must be a positive integer, got 'abc'"),
+    ("/api/v2/section_image_download/-5", 400, "image id must be a positive integer"),
+    ("/api/v2/section_image_download/1.5", 400, "image id must be a positive integer"),
+    ("/api/v2/section_image_download/424242", 404, "no SectionImage with id 424242"),
+    ("/api/v2/atlas_image_download/424242", 404, "no AtlasImage with id 424242"),
+    ("/api/v2/image_download/424242", 404, "no SubImage with id 424242"),
+    ("/api/v2/section_image_download/2001?downsample=-1", 400, "downsample must be a non-negative integer"),
+    ("/api/v2/section_image_download/2001?downsample=abc", 400, "downsample must be a non-negative integer"),
+    ("/api/v2/section_image_download/2001?downsample=11", 400, "the largest downsample is 10"),
+    ("/api/v2/section_image_download/2001?quality=101", 400, "quality must be between 0 and 100"),
+    ("/api/v2/section_image_download/2001?left=-3", 400, "left must be a non-negative integer"),
+    ("/api/v2/section_image_download/2001?width=0", 400, "width must be between 1"),
+    ("/api/v2/section_image_download/2001?width=70000", 400, "exceeds the JPEG limit of 65535"),
+    ("/api/v2/section_image_download/2001?height=1e3", 400, "height must be a non-negative integer"),
+    ("/api/v2/section_image_download/2001?range=0,923,0,987", 400, "range must be 6 comma-separated"),
+    ("/api/v2/section_image_download/2001?range=9,3,0,1,0,1", 400, "range for red must satisfy"),
+    ("/api/v2/section_image_download/2001?expression=maybe", 400, "expression must be true or false"),
+    ("/api/v2/section_image_download/2001?expression=", 400, "expression must be true or false"),
+    ("/api/v2/section_image_download/2001?bogus=1", 400, "unknown parameter(s): bogus"),
+    ("/api/v2/section_image_download/2001?quality=5&quality=6", 400, "quality is given more than once"),
+    ("/api/v2/section_image_download/2001?colormap=0.5,0.9,0,256,4", 400, "colormap is not supported yet"),
+    ("/api/v2/section_image_download/2001?rgb=0.25,0.5,1", 400, "rgb is not supported yet"),
+    ("/api/v2/section_image_download/2001?contrast=0.5,1", 400, "contrast is not supported yet"),
+    ("/api/v2/section_image_download/2001?expression=true&projection=true", 400, "conflicting views"),
+    ("/api/v2/no_such_endpoint/1", 404, "Not Found"),
+]
+
+
+@pytest.mark.parametrize(("url", "status", "message"), CASES)
+def test_error_status_and_body(http: httpx2.Client, url: str, status: int, message: str) -> None:
+    response = http.get(url)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["success"] is False
+    assert message in body["msg"]
+
+
+def test_wrong_method_is_a_json_405(http: httpx2.Client) -> None:
+    response = http.post("/api/v2/section_image_download/2001")
+    assert response.status_code == 405
+    assert response.json()["success"] is False
+
+
+def test_openapi_schema_is_published(http: httpx2.Client) -> None:
+    schema = http.get("/openapi.json").json()
+    operation = schema["paths"]["/api/v2/section_image_download/{image_id}"]["get"]
+    names = {p["name"] for p in operation["parameters"]}
+    assert {"image_id", "downsample", "quality", "left", "top", "width", "height", "range", "view"} <= names
+    assert set(schema["paths"]) >= {
+        "/api/v2/section_image_download/{image_id}",
+        "/api/v2/atlas_image_download/{image_id}",
+        "/api/v2/projection_image_download/{image_id}",
+        "/api/v2/image_download/{image_id}",
+    }

@@ -1,0 +1,152 @@
+"""Shared fixtures: a synthetic collection with known pixels, ingested into a real SQLite database and
+real pyramid files, served in-process (TestClient) and by a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import pyvips
+import uvicorn
+import yaml
+from fastapi.testclient import TestClient
+
+from tierserve.api.app import create_app
+from tierserve.cli import run_ingest
+from tierserve.settings import Settings
+from tests.images import multiscale_pattern
+
+EQUALIZATION = [(0, 923), (0, 987), (0, 4095)]
+SUB_RECT = (200, 150, 1000, 700)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The synthetic collection: full-resolution source arrays and the settings it is served with."""
+
+    settings: Settings
+    manifest: Path
+    rgb: npt.NDArray[np.int64]  # 1100 x 1500 x 3, 8-bit: image 2001 (and the scan of sub-image 2002)
+    expression: npt.NDArray[np.int64]  # expression mask of 2001
+    fluorescence: npt.NDArray[np.int64]  # 900 x 1300 x 3, 12-bit: images 2101 (equalized) and 2102
+    projection: npt.NDArray[np.int64]  # 1-band 8-bit projection layer of 2101
+    plate: npt.NDArray[np.int64]  # 500 x 700 x 3 atlas plate 3001
+    annotations: dict[int, npt.NDArray[np.int64]]  # atlas id -> annotation of 3001
+
+
+def _save(array: npt.NDArray[np.int64], path: Path, dtype: str) -> str:
+    image = pyvips.Image.new_from_array(np.ascontiguousarray(array.astype(dtype)))
+    if path.suffix == ".png":
+        image.pngsave(str(path))
+    else:
+        image.tiffsave(str(path), compression="deflate", tile=True, bigtiff=path.name.startswith("big"))
+    return path.name
+
+
+def _manifest(directory: Path, arrays: dict[str, npt.NDArray[np.int64]]) -> dict[str, object]:
+    x, y, w, h = SUB_RECT
+    return {
+        "version": 1,
+        "quality": 95,
+        "atlases": [
+            {"id": 1, "name": "Test atlas A", "image_type": "Atlas - Test A"},
+            {"id": 2, "name": "Test atlas B", "image_type": "Atlas - Test B"},
+        ],
+        "section_data_sets": [
+            {"id": 1001, "name": "ISH", "images": [
+                {"id": 2001, "section_number": 1, "resolution": 1.0,
+                 "source": _save(arrays["rgb"], directory / "rgb.png", "uint8"),
+                 "layers": [{"kind": "expression", "source": _save(arrays["expression"], directory / "expr.png",
+                                                                   "uint8")}]},
+                {"id": 2002, "section_number": 2, "x": x, "y": y, "width": w, "height": h,
+                 "source": _save(arrays["rgb"], directory / "big-scan.tif", "uint8")},
+            ]},
+            {"id": 1002, "name": "Connectivity", "equalization": dict(zip(
+                ["red_lower", "red_upper", "green_lower", "green_upper", "blue_lower", "blue_upper"],
+                [v for pair in EQUALIZATION for v in pair], strict=True)),
+             "images": [
+                 {"id": 2101, "section_number": 1, "bits_per_component": 12, "resolution": 0.35,
+                  "source": _save(arrays["fluorescence"], directory / "fluo.tif", "uint16"),
+                  "layers": [{"kind": "projection",
+                              "source": _save(arrays["projection"], directory / "proj.png", "uint8")}]},
+             ]},
+            {"id": 1003, "name": "Connectivity without equalization", "images": [
+                {"id": 2102, "section_number": 1, "bits_per_component": 12, "source": "fluo.tif"},
+            ]},
+        ],
+        "atlas_data_sets": [
+            {"id": 1004, "name": "Plates", "atlases": [1, 2], "images": [
+                {"id": 3001, "section_number": 5,
+                 "source": _save(arrays["plate"], directory / "plate.tif", "uint8"),
+                 "layers": [
+                     {"kind": "annotation", "atlas": atlas,
+                      "source": _save(arrays[f"annotation{atlas}"], directory / f"annotation{atlas}.png", "uint8")}
+                     for atlas in (2, 1)
+                 ]},
+            ]},
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Collection:
+    root = tmp_path_factory.mktemp("collection")
+    sources = root / "sources"
+    sources.mkdir()
+    grey = multiscale_pattern(1100, 1500, 1, 255, seed=1)
+    colour = multiscale_pattern(1100, 1500, 3, 255, seed=2)
+    rgb = np.clip(np.round(0.8 * grey + 0.2 * colour), 0, 255).astype(np.int64)
+    expression = np.where(grey > 140, 255 - colour, 0)
+    fluorescence = multiscale_pattern(900, 1300, 3, 4095, seed=3)
+    projection = np.clip(fluorescence[..., 1] // 16, 0, 255)
+    plate_grey = multiscale_pattern(500, 700, 1, 255, seed=4)
+    plate = np.clip(np.round(0.8 * plate_grey + 0.2 * multiscale_pattern(500, 700, 3, 255, seed=5)), 0, 255)
+    plate = plate.astype(np.int64)
+    palette = np.array([[230, 230, 230], [200, 60, 60], [60, 160, 80], [70, 90, 210], [220, 190, 60]])
+    ys, xs = np.mgrid[0:500, 0:700]
+    annotations = {atlas: palette[(ys // 50 + xs // 70 * atlas) % len(palette)] for atlas in (1, 2)}
+    arrays = {"rgb": rgb, "expression": expression, "fluorescence": fluorescence, "projection": projection,
+              "plate": plate, "annotation1": annotations[1], "annotation2": annotations[2]}
+    manifest = sources / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump(_manifest(sources, arrays), sort_keys=False))
+    settings = Settings(data_dir=root / "data", database_url=None)
+    report = run_ingest(settings, manifest)
+    assert report.ok, report.failed
+    return Collection(settings, manifest, rgb, expression, fluorescence, projection, plate, annotations)
+
+
+@pytest.fixture(scope="session")
+def client(collection: Collection) -> Iterator[TestClient]:
+    with TestClient(create_app(collection.settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(collection: Collection) -> Iterator[str]:
+    """A real uvicorn server on loopback serving the collection; yields its base URL."""
+    port = _free_port()
+    config = uvicorn.Config(create_app(collection.settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
