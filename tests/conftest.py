@@ -18,10 +18,10 @@ import uvicorn
 import yaml
 from fastapi.testclient import TestClient
 
+from tests.images import multiscale_pattern, slide_pattern
 from tierserve.api.app import create_app
 from tierserve.cli import run_ingest
 from tierserve.settings import Settings
-from tests.images import multiscale_pattern
 
 EQUALIZATION = [(0, 923), (0, 987), (0, 4095)]
 SUB_RECT = (200, 150, 1000, 700)
@@ -60,37 +60,90 @@ def _manifest(directory: Path, arrays: dict[str, npt.NDArray[np.int64]]) -> dict
             {"id": 2, "name": "Test atlas B", "image_type": "Atlas - Test B"},
         ],
         "section_data_sets": [
-            {"id": 1001, "name": "ISH", "images": [
-                {"id": 2001, "section_number": 1, "resolution": 1.0,
-                 "source": _save(arrays["rgb"], directory / "rgb.png", "uint8"),
-                 "layers": [{"kind": "expression", "source": _save(arrays["expression"], directory / "expr.png",
-                                                                   "uint8")}]},
-                {"id": 2002, "section_number": 2, "x": x, "y": y, "width": w, "height": h,
-                 "source": _save(arrays["rgb"], directory / "big-scan.tif", "uint8")},
-            ]},
-            {"id": 1002, "name": "Connectivity", "equalization": dict(zip(
-                ["red_lower", "red_upper", "green_lower", "green_upper", "blue_lower", "blue_upper"],
-                [v for pair in EQUALIZATION for v in pair], strict=True)),
-             "images": [
-                 {"id": 2101, "section_number": 1, "bits_per_component": 12, "resolution": 0.35,
-                  "source": _save(arrays["fluorescence"], directory / "fluo.tif", "uint16"),
-                  "layers": [{"kind": "projection",
-                              "source": _save(arrays["projection"], directory / "proj.png", "uint8")}]},
-             ]},
-            {"id": 1003, "name": "Connectivity without equalization", "images": [
-                {"id": 2102, "section_number": 1, "bits_per_component": 12, "source": "fluo.tif"},
-            ]},
+            {
+                "id": 1001,
+                "name": "ISH",
+                "images": [
+                    {
+                        "id": 2001,
+                        "section_number": 1,
+                        "resolution": 1.0,
+                        "source": _save(arrays["rgb"], directory / "rgb.png", "uint8"),
+                        "layers": [
+                            {
+                                "kind": "expression",
+                                "source": _save(arrays["expression"], directory / "expr.png", "uint8"),
+                            }
+                        ],
+                    },
+                    {
+                        "id": 2002,
+                        "section_number": 2,
+                        "x": x,
+                        "y": y,
+                        "width": w,
+                        "height": h,
+                        "source": _save(arrays["rgb"], directory / "big-scan.tif", "uint8"),
+                    },
+                ],
+            },
+            {
+                "id": 1002,
+                "name": "Connectivity",
+                "equalization": dict(
+                    zip(
+                        ["red_lower", "red_upper", "green_lower", "green_upper", "blue_lower", "blue_upper"],
+                        [v for pair in EQUALIZATION for v in pair],
+                        strict=True,
+                    )
+                ),
+                "images": [
+                    {
+                        "id": 2101,
+                        "section_number": 1,
+                        "bits_per_component": 12,
+                        "resolution": 0.35,
+                        "source": _save(arrays["fluorescence"], directory / "fluo.tif", "uint16"),
+                        "layers": [
+                            {
+                                "kind": "projection",
+                                "source": _save(arrays["projection"], directory / "proj.png", "uint8"),
+                            }
+                        ],
+                    },
+                ],
+            },
+            {
+                "id": 1003,
+                "name": "Connectivity without equalization",
+                "images": [
+                    {"id": 2102, "section_number": 1, "bits_per_component": 12, "source": "fluo.tif"},
+                ],
+            },
         ],
         "atlas_data_sets": [
-            {"id": 1004, "name": "Plates", "atlases": [1, 2], "images": [
-                {"id": 3001, "section_number": 5,
-                 "source": _save(arrays["plate"], directory / "plate.tif", "uint8"),
-                 "layers": [
-                     {"kind": "annotation", "atlas": atlas,
-                      "source": _save(arrays[f"annotation{atlas}"], directory / f"annotation{atlas}.png", "uint8")}
-                     for atlas in (2, 1)
-                 ]},
-            ]},
+            {
+                "id": 1004,
+                "name": "Plates",
+                "atlases": [1, 2],
+                "images": [
+                    {
+                        "id": 3001,
+                        "section_number": 5,
+                        "source": _save(arrays["plate"], directory / "plate.tif", "uint8"),
+                        "layers": [
+                            {
+                                "kind": "annotation",
+                                "atlas": atlas,
+                                "source": _save(
+                                    arrays[f"annotation{atlas}"], directory / f"annotation{atlas}.png", "uint8"
+                                ),
+                            }
+                            for atlas in (2, 1)
+                        ],
+                    },
+                ],
+            },
         ],
     }
 
@@ -100,20 +153,24 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Collection:
     root = tmp_path_factory.mktemp("collection")
     sources = root / "sources"
     sources.mkdir()
-    grey = multiscale_pattern(1100, 1500, 1, 255, seed=1)
-    colour = multiscale_pattern(1100, 1500, 3, 255, seed=2)
-    rgb = np.clip(np.round(0.8 * grey + 0.2 * colour), 0, 255).astype(np.int64)
-    expression = np.where(grey > 140, 255 - colour, 0)
+    rgb = slide_pattern(1100, 1500, seed=1)
+    luminance = rgb.mean(axis=2, keepdims=True).round().astype(np.int64)
+    expression = np.repeat(np.where(luminance > 140, 255 - luminance, 0), 3, axis=2)
     fluorescence = multiscale_pattern(900, 1300, 3, 4095, seed=3)
     projection = np.clip(fluorescence[..., 1] // 16, 0, 255)
-    plate_grey = multiscale_pattern(500, 700, 1, 255, seed=4)
-    plate = np.clip(np.round(0.8 * plate_grey + 0.2 * multiscale_pattern(500, 700, 3, 255, seed=5)), 0, 255)
-    plate = plate.astype(np.int64)
+    plate = slide_pattern(500, 700, seed=4)
     palette = np.array([[230, 230, 230], [200, 60, 60], [60, 160, 80], [70, 90, 210], [220, 190, 60]])
     ys, xs = np.mgrid[0:500, 0:700]
     annotations = {atlas: palette[(ys // 50 + xs // 70 * atlas) % len(palette)] for atlas in (1, 2)}
-    arrays = {"rgb": rgb, "expression": expression, "fluorescence": fluorescence, "projection": projection,
-              "plate": plate, "annotation1": annotations[1], "annotation2": annotations[2]}
+    arrays = {
+        "rgb": rgb,
+        "expression": expression,
+        "fluorescence": fluorescence,
+        "projection": projection,
+        "plate": plate,
+        "annotation1": annotations[1],
+        "annotation2": annotations[2],
+    }
     manifest = sources / "manifest.yaml"
     manifest.write_text(yaml.safe_dump(_manifest(sources, arrays), sort_keys=False))
     settings = Settings(data_dir=root / "data", database_url=None)

@@ -68,3 +68,11 @@ def decode_jpeg(data: bytes) -> npt.NDArray[np.uint8]:
 def psnr(actual: npt.NDArray[np.uint8] | Array, expected: Array) -> float:
     error = np.mean((np.asarray(actual, dtype=np.float64) - expected) ** 2)
     return float("inf") if error == 0 else float(10 * np.log10(255.0**2 / error))
+
+
+def slide_pattern(height: int, width: int, seed: int) -> npt.NDArray[np.int64]:
+    """An 8-bit RGB pattern like a stained slide: mostly luminance detail, gentle colour (JPEG 4:2:0
+    keeps such images well, as it does real slides)."""
+    grey = multiscale_pattern(height, width, 1, 255, seed)
+    colour = multiscale_pattern(height, width, 3, 255, seed + 1000)
+    return np.clip(np.round(0.8 * grey + 0.2 * colour), 0, 255).astype(np.int64)

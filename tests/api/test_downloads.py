@@ -78,11 +78,13 @@ def test_seed_roi_example_is_full_resolution_left_top_and_tier_width(
 
 
 def test_downsample_dimensions_divides_explicit_width_and_height(http: httpx2.Client) -> None:
-    got = get_image(http, "/api/v2/section_image_download/2001?downsample=2&width=800&height=401"
-                          "&downsample_dimensions=true")
+    got = get_image(
+        http, "/api/v2/section_image_download/2001?downsample=2&width=800&height=401&downsample_dimensions=true"
+    )
     assert got.shape[:2] == (100, 200)
-    got = get_image(http, "/api/v2/section_image_download/2001?downsample=2&width=800&height=401"
-                          "&downsample_dimensions=false")
+    got = get_image(
+        http, "/api/v2/section_image_download/2001?downsample=2&width=800&height=401&downsample_dimensions=false"
+    )
     assert got.shape[:2] == (275, 375)  # clipped to the 375 x 275 tier
 
 
@@ -175,8 +177,10 @@ def test_annotation_per_atlas(http: httpx2.Client, collection: Collection) -> No
         ("/api/v2/section_image_download/2001?view=projection", "image 2001 has no projection layer"),
         ("/api/v2/section_image_download/2002?expression=true", "image 2002 has no expression layer"),
         ("/api/v2/image_download/2001?view=tumor_feature_boundary", "image 2001 has no tumor_feature_boundary layer"),
-        ("/api/v2/atlas_image_download/3001?annotation=true&atlas=7",
-         "image 3001 has no annotation layer for atlas 7 (it has: 1, 2)"),
+        (
+            "/api/v2/atlas_image_download/3001?annotation=true&atlas=7",
+            "image 3001 has no annotation layer for atlas 7 (it has: 1, 2)",
+        ),
         ("/api/v2/section_image_download/2001?annotation=true", "image 2001 has no annotation layer"),
     ],
 )

@@ -17,8 +17,17 @@ def test_defaults() -> None:
 
 def test_every_option_parses() -> None:
     options = parse_options(
-        [("downsample", "3"), ("quality", "50"), ("left", "6174"), ("top", "2282"), ("width", "1000"),
-         ("height", "999"), ("downsample_dimensions", "TRUE"), ("range", "0,923,0,987,0,4095"), ("atlas", "2")]
+        [
+            ("downsample", "3"),
+            ("quality", "50"),
+            ("left", "6174"),
+            ("top", "2282"),
+            ("width", "1000"),
+            ("height", "999"),
+            ("downsample_dimensions", "TRUE"),
+            ("range", "0,923,0,987,0,4095"),
+            ("atlas", "2"),
+        ]
     )
     assert (options.downsample, options.quality, options.left, options.top) == (3, 50, 6174, 2282)
     assert (options.width, options.height, options.downsample_dimensions) == (1000, 999, True)

@@ -101,7 +101,8 @@ def _tiles(level: pyvips.Image, on_tiles: TileCallback | None) -> Iterator[npt.N
     """Row-major 256x256 tiles, edge tiles padded by repeating the last row/column."""
     for y in range(0, level.height, TILE):
         rows = min(TILE, level.height - y)
-        strip = level.crop(0, y, level.width, rows).numpy()
+        region = level.crop(0, y, level.width, rows)
+        strip = np.frombuffer(region.write_to_memory(), dtype=_dtype(level)).reshape(_shape(region))
         pad = [(0, TILE - rows), (0, -level.width % TILE)] + [(0, 0)] * (strip.ndim - 2)
         if any(after for _, after in pad):
             strip = np.pad(strip, pad, mode="edge")

@@ -1,0 +1,5 @@
+"""`python -m tierserve` runs the command-line interface."""
+
+from tierserve.cli import main
+
+main()

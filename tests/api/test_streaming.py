@@ -1,0 +1,108 @@
+"""Render output goes from a worker thread to the client buffered when small, streamed when large."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2
+import pytest
+from starlette.responses import StreamingResponse
+
+from tests.images import decode_jpeg
+from tierserve.api import streaming
+from tierserve.api.streaming import stream_render
+from tierserve.core.encode import Sink
+from tierserve.errors import StorageError
+
+pool = ThreadPoolExecutor(2)
+
+
+def produce(total: int, chunk: int = 8192) -> bytes:
+    return bytes(i % 251 for i in range(total))
+
+
+async def body_of(response: StreamingResponse) -> bytes:
+    return b"".join([part async for part in response.body_iterator])  # type: ignore[misc]
+
+
+def test_small_output_is_sent_with_a_content_length() -> None:
+    data = produce(100_000)
+
+    def render(sink: Sink) -> None:
+        for i in range(0, len(data), 8192):
+            sink(data[i : i + 8192])
+
+    response = asyncio.run(stream_render(render, pool, "image/jpeg", {"X-Test": "1"}))
+    assert not isinstance(response, StreamingResponse)
+    assert response.body == data
+    assert response.headers["content-length"] == str(len(data))
+    assert response.headers["x-test"] == "1"
+
+
+def test_large_output_streams_in_order() -> None:
+    data = produce(5 * 1024 * 1024)
+
+    def render(sink: Sink) -> None:
+        for i in range(0, len(data), 8192):
+            assert sink(data[i : i + 8192])
+
+    async def run() -> bytes:
+        response = await stream_render(render, pool, "image/jpeg", {})
+        assert isinstance(response, StreamingResponse)
+        return await body_of(response)
+
+    assert asyncio.run(run()) == data
+
+
+def test_an_error_before_the_first_bytes_is_raised_for_the_error_table() -> None:
+    def render(sink: Sink) -> None:
+        sink(b"x" * 1000)
+        raise StorageError("image 7: stored pyramid could not be decoded")
+
+    with pytest.raises(StorageError, match="image 7"):
+        asyncio.run(stream_render(render, pool, "image/jpeg", {}))
+
+
+def test_render_stops_when_the_client_goes_away() -> None:
+    stopped = threading.Event()
+
+    def render(sink: Sink) -> None:
+        while sink(b"y" * 65536):
+            pass
+        stopped.set()
+
+    async def run() -> None:
+        response = await stream_render(render, pool, "image/jpeg", {})
+        assert isinstance(response, StreamingResponse)
+        iterator = response.body_iterator
+        await iterator.__anext__()  # type: ignore[union-attr]
+        await iterator.aclose()  # type: ignore[union-attr]
+
+    asyncio.run(run())
+    assert stopped.wait(5), "the render thread kept producing after the client left"
+
+
+def test_a_real_server_streams_large_images_chunked(live_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streaming, "HEAD_BYTES", 16 * 1024)
+    with httpx2.Client(base_url=live_server, timeout=30) as http:
+        response = http.get("/api/v2/section_image_download/2001")
+        assert response.status_code == 200
+        assert response.headers.get("transfer-encoding") == "chunked"
+        assert "content-length" not in response.headers
+        assert decode_jpeg(response.content).shape == (1100, 1500, 3)
+
+
+def test_a_client_leaving_mid_stream_does_not_disturb_the_server(
+    live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streaming, "HEAD_BYTES", 16 * 1024)
+    with httpx2.Client(base_url=live_server, timeout=30) as http:
+        for _ in range(5):
+            with http.stream("GET", "/api/v2/section_image_download/2001") as response:
+                next(response.iter_bytes())
+        started = time.monotonic()
+        assert http.get("/api/v2/section_image_download/2001?downsample=3").status_code == 200
+        assert time.monotonic() - started < 5

@@ -1,0 +1,74 @@
+"""`tierserve demo` builds, ingests and describes the demo collection (at a small scale here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.images import decode_jpeg
+from tierserve.api.app import create_app
+from tierserve.db.database import Database
+from tierserve.db.models import AtlasDataSet, SectionDataSet, SubImage
+from tierserve.settings import Settings
+
+SCALE = 0.04
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("demo")
+    command = [sys.executable, "-m", "tierserve", "demo", "--scale", str(SCALE), "--no-serve", "--data-dir", str(data)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "ingested 13, already present 0, failed 0" in first.stderr
+    assert "http://127.0.0.1:8000/api/v2/section_image_download/69750516?downsample=4" in first.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert "ingested 0, already present 13, failed 0" in again.stderr
+    return data
+
+
+def test_demo_collection_has_what_the_issue_lists(demo_dir: Path) -> None:
+    database = Database(f"sqlite:///{demo_dir / 'tierserve.db'}")
+    with database.session() as session:
+        ish = session.get_one(SectionDataSet, 69750000)
+        assert len(ish.section_images) >= 6
+        assert all({la.kind for la in image.layers} == {"primary", "expression"} for image in ish.section_images)
+        largest = max(ish.section_images, key=lambda image: image.width * image.height)
+        assert largest.id == 69750516 and largest.bits_per_component == 8
+        assert (largest.width, largest.height) == (round(16000 * SCALE), round(10000 * SCALE))
+        sub = session.get_one(SubImage, 69750521)
+        assert (sub.x, sub.y) == (60, 36) and sub.width < sub.image_width and sub.height < sub.image_height
+        connectivity = session.get_one(SectionDataSet, 100141599)
+        assert connectivity.equalization is not None and connectivity.equalization.red_upper == 923
+        assert all(i.bits_per_component == 12 for i in connectivity.section_images)
+        assert all("projection" in {la.kind for la in i.layers} for i in connectivity.section_images)
+        atlas = session.scalars(select(AtlasDataSet)).one()
+        assert sorted(a.id for a in atlas.atlases) == [1, 602630314]
+        assert all(i.annotated for i in atlas.atlas_images)
+    database.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v2/section_image_download/69750516?downsample=4",
+        "/api/v2/section_image_download/69750516?downsample=4&expression=true",
+        "/api/v2/section_image_download/69750516?left=61&top=22&width=100&height=100",
+        "/api/v2/section_image_download/71592261&downsample=3&quality=50",
+        "/api/v2/section_image_download/102146167?range=0,923,0,987,0,4095&downsample=4",
+        "/api/v2/projection_image_download/126862583?downsample=4&projection=true",
+        "/api/v2/atlas_image_download/100883869?downsample=4&annotation=true",
+        "/api/v2/atlas_image_download/100883869?downsample=2&annotation=true&atlas=602630314",
+        "/api/v2/image_download/69750521",
+    ],
+)
+def test_seed_style_urls_work_on_the_demo(demo_dir: Path, url: str) -> None:
+    with TestClient(create_app(Settings(data_dir=demo_dir))) as client:
+        response = client.get(url)
+        assert response.status_code == 200, response.text
+        assert decode_jpeg(response.content).size > 0
