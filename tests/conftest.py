@@ -185,7 +185,7 @@ def client(collection: Collection) -> Iterator[TestClient]:
         yield test_client
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -194,7 +194,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(collection: Collection) -> Iterator[str]:
     """A real uvicorn server on loopback serving the collection; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(collection.settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

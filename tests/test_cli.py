@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.conftest import Collection
+from tests.conftest import Collection, free_port
 from tests.images import decode_jpeg
 
 TIERSERVE = [sys.executable, "-m", "tierserve"]
@@ -46,14 +45,8 @@ def test_failed_entries_exit_1_and_are_listed(tmp_path: Path) -> None:
     assert "nope.tif does not exist" in " ".join(result.stderr.split())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_with_workers_reads_environment_settings(collection: Collection) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TIERSERVE_DATA_DIR": str(collection.settings.data_dir), "TIERSERVE_PORT": str(port)}
     process = subprocess.Popen([*TIERSERVE, "serve", "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
     try:
