@@ -3,6 +3,7 @@ real pyramid files, served in-process (TestClient) and by a real uvicorn server 
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -17,10 +18,12 @@ import pyvips
 import uvicorn
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from tests.images import multiscale_pattern, slide_pattern
 from tierserve.api.app import create_app
 from tierserve.cli import run_ingest
+from tierserve.db.models import Base
 from tierserve.settings import Settings
 
 EQUALIZATION = [(0, 923), (0, 987), (0, 4095)]
@@ -148,6 +151,19 @@ def _manifest(directory: Path, arrays: dict[str, npt.NDArray[np.int64]]) -> dict
     }
 
 
+def database_url(data_dir: Path) -> str | None:
+    """`TIERSERVE_TEST_DATABASE_URL` (emptied first) when set, e.g. a PostgreSQL URL; else the SQLite default."""
+    url = os.environ.get("TIERSERVE_TEST_DATABASE_URL")
+    if not url:
+        return None
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(scope="session")
 def collection(tmp_path_factory: pytest.TempPathFactory) -> Collection:
     root = tmp_path_factory.mktemp("collection")
@@ -173,7 +189,7 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Collection:
     }
     manifest = sources / "manifest.yaml"
     manifest.write_text(yaml.safe_dump(_manifest(sources, arrays), sort_keys=False))
-    settings = Settings(data_dir=root / "data", database_url=None)
+    settings = Settings(data_dir=root / "data", database_url=database_url(root / "data"))
     report = run_ingest(settings, manifest)
     assert report.ok, report.failed
     return Collection(settings, manifest, rgb, expression, fluorescence, projection, plate, annotations)

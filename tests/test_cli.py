@@ -48,6 +48,7 @@ def test_failed_entries_exit_1_and_are_listed(tmp_path: Path) -> None:
 def test_serve_with_workers_reads_environment_settings(collection: Collection) -> None:
     port = free_port()
     env = {**os.environ, "TIERSERVE_DATA_DIR": str(collection.settings.data_dir), "TIERSERVE_PORT": str(port)}
+    env["TIERSERVE_DATABASE_URL"] = collection.settings.resolved_database_url
     process = subprocess.Popen([*TIERSERVE, "serve", "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -1,0 +1,36 @@
+"""A missing or corrupt pyramid is a 500 naming the image; other images keep being served."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Collection
+from tierserve.api.app import create_app
+from tierserve.settings import Settings
+
+
+def test_missing_and_corrupt_files_name_the_image_and_spare_the_rest(collection: Collection, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(collection.settings.data_dir, data)
+    layers = data / "store" / "sub_images"
+    (layers / "2001" / "expression.ome.tif").unlink()
+    primary = layers / "2102" / "primary.ome.tif"
+    primary.write_bytes(primary.read_bytes()[:20_000])
+    with TestClient(
+        create_app(Settings(data_dir=data, database_url=collection.settings.database_url)),
+        raise_server_exceptions=False,
+    ) as client:
+        missing = client.get("/api/v2/section_image_download/2001?expression=true")
+        assert missing.status_code == 500
+        assert missing.json() == {
+            "success": False,
+            "msg": "image 2001: stored pyramid is missing (No such file or directory)",
+        }
+        corrupt = client.get("/api/v2/section_image_download/2102")
+        assert corrupt.status_code == 500
+        assert corrupt.json()["msg"].startswith("image 2102: stored pyramid")
+        assert str(data) not in corrupt.text
+        assert client.get("/api/v2/section_image_download/2001?downsample=3").status_code == 200
