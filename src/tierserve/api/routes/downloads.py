@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -22,6 +24,7 @@ ENDPOINTS: tuple[tuple[str, str | None, str], ...] = (
     ("image_download", None, "Any SubImage (SectionImage or AtlasImage) by id."),
 )
 
+_ID_DESCRIPTION = "Image id (decimal digits). The seed's form `ID&name=value...` is accepted too."
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"image/jpeg": {}}, "description": "An 8-bit RGB JPEG."},
     400: {"description": "Malformed or out-of-range parameter: {success: false, msg}."},
@@ -36,7 +39,7 @@ def _plan(state: AppState, model: str | None, image_id: int, options: DownloadOp
 
 
 def _register(path: str, model: str | None, summary: str) -> None:
-    async def download(request: Request, image_id: str) -> Response:
+    async def download(request: Request, image_id: Annotated[str, Path(description=_ID_DESCRIPTION)]) -> Response:
         identifier, extra = split_image_id(image_id)
         options = parse_options([*extra, *request.query_params.multi_items()])
         state: AppState = request.app.state.tierserve
