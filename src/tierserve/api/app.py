@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from tierserve import __version__
 from tierserve.api.errors import add_exception_handlers
-from tierserve.api.routes import downloads
+from tierserve.api.routes import data, downloads
 from tierserve.api.state import AppState
 from tierserve.settings import Settings
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tierserve = state
     add_exception_handlers(app)
     app.include_router(downloads.router)
+    app.include_router(data.router)
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz")
     def healthz() -> dict[str, object]:
