@@ -127,7 +127,8 @@ def test_allenbrain_legacy_forms() -> None:
     assert [e.association for e in path] == ["products", "genes"]
     (stage,) = parse_query(
         "model::SectionImage,rma::criteria,[data_set_id$eq5],rma::options,"
-        "[tabular$eq'data_sets.id as experiment_id','genes.acronym as gene_symbol'],[order$eq'genes.acronym,data_sets.id']"
+        "[tabular$eq'data_sets.id as experiment_id','genes.acronym as gene_symbol'],"
+        "[order$eq'genes.acronym,data_sets.id']"
     ).stages
     assert stage.options.tabular == (
         TabularColumn("data_sets.id", "experiment_id", stage.options.tabular[0].position),
