@@ -1,4 +1,4 @@
-"""The image download service: from an image record and request options to a streamed JPEG.
+"""The image download service: from an image record and request options to a streamed image.
 
 Knows the database records and the core, not HTTP: `plan_download` validates everything that can be
 checked before any pixel is read, so that errors become clean responses; `run_download` then
@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tierserve.core.encode import Sink, encode_jpeg
+from tierserve.core.encode import FORMATS, OutputFormat, Sink
+from tierserve.core.filters import ChannelWeights, Colormap, Contrast
 from tierserve.core.pyramid import PyramidCache
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.tiers import plan_read, resolve_window
@@ -21,6 +22,10 @@ from tierserve.layers import LayerKind, select_layer
 from tierserve.storage import Store
 
 log = logging.getLogger(__name__)
+
+#: The band ``colormap`` reads in 3-channel layers deeper than 8 bits: green, the labelled signal of
+#: connectivity images (red is background autofluorescence, blue is empty).
+FLUORESCENCE_SIGNAL = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,15 @@ class DownloadOptions:
     view: LayerKind = LayerKind.PRIMARY
     atlas: int | None = None
     range: ChannelWindow | None = None
+    contrast: Contrast | None = None
+    rgb: ChannelWeights | None = None
+    colormap: Colormap | None = None
+    format: str = "jpeg"
+
+    @property
+    def display_filters(self) -> bool:
+        """Whether any option asks for 8-bit display values (range, contrast, rgb, colormap)."""
+        return any(option is not None for option in (self.range, self.contrast, self.rgb, self.colormap))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,7 @@ class DownloadJob:
     path: str
     spec: RenderSpec
     quality: int
+    output: OutputFormat
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -71,8 +86,18 @@ def plan_download(record: ImageRecord, options: DownloadOptions) -> DownloadJob:
         options.downsample_dimensions,
     )
     plan = plan_read(record.image_width, record.image_height, record.tier_count, window)
-    spec = RenderSpec(plan=plan, window=channel_window(layer, options.range, record.equalization))
-    return DownloadJob(image_id=record.id, path=layer.path, spec=spec, quality=options.quality)
+    native = options.format == "tiff" and not options.display_filters
+    deep_colour = layer.bits_per_component > 8 and layer.number_of_components == 3
+    spec = RenderSpec(
+        plan=plan,
+        window=None if native else channel_window(layer, options.range, record.equalization),
+        contrast=options.contrast,
+        weights=options.rgb,
+        colormap=options.colormap,
+        intensity_channel=FLUORESCENCE_SIGNAL if deep_colour else None,
+        native=native,
+    )
+    return DownloadJob(record.id, layer.path, spec, options.quality, FORMATS[options.format])
 
 
 def channel_window(
@@ -91,7 +116,7 @@ def run_download(job: DownloadJob, store: Store, pyramids: PyramidCache, sink: S
     location = store.locate(job.path)
     try:
         image = render(pyramids.open(location), job.spec)
-        encode_jpeg(image, job.quality, sink)
+        job.output.encode(image, job.quality, sink)
     except StorageError as exc:
         log.error("image %s: %s (%s)", job.image_id, exc.message, location)
         raise StorageError(f"image {job.image_id}: {exc.message}") from exc

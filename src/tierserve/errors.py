@@ -6,7 +6,6 @@ TierserveError
  ├─ NotFound
  │   ├─ ImageNotFound         no image with that id (of the endpoint's model)
  │   └─ LayerNotFound         the image has no layer for the requested view
- ├─ NotSupported              a known option that this version does not implement
  ├─ StorageError              a stored pyramid is missing or unreadable (server fault)
  └─ IngestError               a manifest entry cannot be ingested
      └─ ManifestError         the manifest itself is invalid
@@ -41,10 +40,6 @@ class ImageNotFound(NotFound):
 
 class LayerNotFound(NotFound):
     """The image exists but has no layer for the requested view."""
-
-
-class NotSupported(TierserveError):
-    """A recognised option that is not implemented yet."""
 
 
 class StorageError(TierserveError):

@@ -4,7 +4,7 @@ import pytest
 
 from tierserve.api.params import openapi_parameters, parse_options, split_image_id
 from tierserve.core.windowing import ChannelWindow
-from tierserve.errors import InvalidRequest, NotSupported
+from tierserve.errors import InvalidRequest
 from tierserve.layers import LayerKind
 
 
@@ -81,12 +81,6 @@ def test_bad_values_name_the_parameter(items: list[tuple[str, str]], message: st
     with pytest.raises(InvalidRequest) as raised:
         parse_options(items)
     assert message in raised.value.message
-
-
-@pytest.mark.parametrize("name", ["colormap", "rgb", "contrast"])
-def test_later_options_are_refused_as_not_supported_yet(name: str) -> None:
-    with pytest.raises(NotSupported, match=f"{name} is not supported yet"):
-        parse_options([(name, "0.5,0.9,0,256,4")])
 
 
 def test_split_image_id_accepts_the_seed_ampersand_form() -> None:

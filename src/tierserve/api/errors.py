@@ -9,14 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tierserve.errors import InvalidRequest, NotFound, NotSupported, StorageError, TierserveError
+from tierserve.errors import InvalidRequest, NotFound, StorageError, TierserveError
 
 log = logging.getLogger(__name__)
 
 #: Looked up along the exception's MRO, so a base class covers its subclasses.
 STATUS_CODES: dict[type[TierserveError], int] = {
     InvalidRequest: 400,
-    NotSupported: 400,
     NotFound: 404,
     StorageError: 500,
     TierserveError: 500,

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tierserve.core.filters import ChannelWeights, Colormap, Contrast
+from tierserve.core.palettes import palette_id
 from tierserve.core.windowing import ChannelWindow
 from tierserve.downloads import DownloadOptions
-from tierserve.errors import InvalidRequest, NotSupported
+from tierserve.errors import InvalidRequest
 from tierserve.layers import LayerKind
 
 _DECIMAL = re.compile(r"^[0-9]{1,19}$")
@@ -31,8 +33,8 @@ _VIEWS = (
 MAX_COORDINATE = 2**31 - 1
 #: Largest accepted downsample (a tier 2**32 times smaller has no pixels in any image).
 MAX_DOWNSAMPLE = 32
-#: Options of the Allen API that a later version implements.
-NOT_YET = ("colormap", "rgb", "contrast")
+_NUMBER = re.compile(r"^[+-]?(\d{1,9}(\.\d{0,9})?|\.\d{1,9})$")
+_FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "tiff": "tiff", "tif": "tiff"}
 
 
 def parse_integer(name: str, raw: str, low: int, high: int) -> int:
@@ -58,6 +60,44 @@ def parse_range(raw: str) -> ChannelWindow:
         raise InvalidRequest(f"range must be 6 comma-separated non-negative integers rl,ru,gl,gu,bl,bu; got {raw!r}")
     values = tuple(int(p) for p in parts)
     return ChannelWindow.from_flat(values)  # type: ignore[arg-type]
+
+
+def parse_numbers(name: str, raw: str, count: int, meaning: str) -> list[float]:
+    """Exactly `count` comma-separated decimal numbers."""
+    parts = raw.split(",")
+    if len(parts) != count or not all(_NUMBER.match(p.strip()) for p in parts):
+        raise InvalidRequest(f"{name} must be {count} comma-separated numbers {meaning}; got {raw!r}")
+    return [float(p) for p in parts]
+
+
+def parse_contrast(raw: str) -> Contrast:
+    gain, bias = parse_numbers("contrast", raw, 2, "gain,bias")
+    return Contrast(gain, bias)
+
+
+def parse_rgb(raw: str) -> ChannelWeights:
+    red, green, blue = parse_numbers("rgb", raw, 3, "r,g,b (each 0-1)")
+    return ChannelWeights(red, green, blue)
+
+
+def parse_colormap(raw: str) -> Colormap:
+    """``gain,lower_threshold,input_min,input_max,palette`` or a bare palette name or id."""
+    parts = raw.split(",")
+    if len(parts) == 1:
+        return Colormap.plain(palette_id(raw))
+    if len(parts) != 5:
+        raise InvalidRequest(
+            f"colormap must be a palette name or gain,lower_threshold,input_min,input_max,palette; got {raw!r}"
+        )
+    gain, threshold, low, high = parse_numbers("colormap", ",".join(parts[:4]), 4, "gain,lower_threshold,min,max")
+    return Colormap(gain, threshold, low, high, palette_id(parts[4]))
+
+
+def parse_format(raw: str) -> str:
+    try:
+        return _FORMATS[raw.lower()]
+    except KeyError:
+        raise InvalidRequest(f"format must be jpeg, png or tiff; got {raw!r}") from None
 
 
 def parse_view(raw: str) -> LayerKind:
@@ -88,13 +128,6 @@ def _integer(name: str, low: int, high: int, description: str) -> Param:
 
 def _boolean(name: str, description: str) -> Param:
     return Param(name, {"type": "boolean"}, description, lambda raw: parse_boolean(name, raw))
-
-
-def _not_yet(name: str) -> Param:
-    def refuse(_raw: str) -> None:
-        raise NotSupported(f"{name} is not supported yet")
-
-    return Param(name, {"type": "string"}, "Not supported yet: answered with 400.", refuse)
 
 
 PARAMS: tuple[Param, ...] = (
@@ -128,7 +161,30 @@ PARAMS: tuple[Param, ...] = (
         "Per-channel window rl,ru,gl,gu,bl,bu on the native sample scale (0-4095 for 12-bit).",
         parse_range,
     ),
-    *(_not_yet(name) for name in NOT_YET),
+    Param(
+        "contrast",
+        {"type": "string", "examples": ["0.5,1"]},
+        "gain,bias: out = clip(gain * in + bias) on the 0-1 scale, after windowing.",
+        parse_contrast,
+    ),
+    Param(
+        "rgb",
+        {"type": "string", "examples": ["0.25,0.5,1"]},
+        "r,g,b weights 0-1 multiplying each channel after windowing and contrast.",
+        parse_rgb,
+    ),
+    Param(
+        "colormap",
+        {"type": "string", "examples": ["0.5,0.9,0,256,4", "hotmetal"]},
+        "gain,lower_threshold,input_min,input_max,palette (id or name), or a bare palette name.",
+        parse_colormap,
+    ),
+    Param(
+        "format",
+        {"type": "string", "enum": sorted(_FORMATS)},
+        "Output encoding: jpeg (default, the Allen output), png (8-bit lossless) or tiff (native depth).",
+        parse_format,
+    ),
 )
 _BY_NAME = {param.name: param for param in PARAMS}
 _LAYER_FLAGS = {
@@ -183,6 +239,10 @@ def parse_options(items: Iterable[tuple[str, str]]) -> DownloadOptions:
         view=_requested_view(values),
         atlas=values.get("atlas"),
         range=values.get("range"),
+        contrast=values.get("contrast"),
+        rgb=values.get("rgb"),
+        colormap=values.get("colormap"),
+        format=values.get("format", "jpeg"),
     )
 
 

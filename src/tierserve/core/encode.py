@@ -1,8 +1,15 @@
-"""Encoding a rendered image, streamed chunk by chunk to a sink as libvips produces it."""
+"""Encoding a rendered image chunk by chunk into a sink: JPEG (the Allen output), PNG, TIFF.
+
+JPEG and PNG stream while libvips decodes; TIFF needs to seek while it is written, so it goes to a
+temporary file first and is then sent from there (memory stays bounded either way).
+"""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pyvips
 
@@ -10,19 +17,24 @@ from tierserve.errors import StorageError
 
 #: A sink takes the next chunk of output and returns False to abort the encode (client gone).
 Sink = Callable[[bytes], bool]
+_FILE_CHUNK = 256 * 1024
 
 
 class EncodeAborted(Exception):
     """The sink asked to stop (the client went away)."""
 
 
-def encode_jpeg(image: pyvips.Image, quality: int, sink: Sink) -> None:
-    """Encode `image` (8-bit, 1 or 3 bands) as baseline JPEG at `quality` 0-100 into `sink`.
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """An output encoding: its media type, file extension, and encoder (image, quality, sink)."""
 
-    libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Metadata is not copied.
-    Chroma is subsampled 4:2:0 below quality 90 and kept whole at 90 and above (libvips' rule).
-    Raises `EncodeAborted` when the sink refused a chunk, `StorageError` when decoding failed.
-    """
+    name: str
+    media_type: str
+    extension: str
+    encode: Callable[[pyvips.Image, int, Sink], None]
+
+
+def _target(sink: Sink) -> tuple[pyvips.TargetCustom, Callable[[], bool]]:
     aborted = False
 
     def on_write(chunk: bytes) -> int:
@@ -34,9 +46,53 @@ def encode_jpeg(image: pyvips.Image, quality: int, sink: Sink) -> None:
 
     target = pyvips.TargetCustom()
     target.on_write(on_write)
+    return target, lambda: aborted
+
+
+def _run(save: Callable[[], None], was_aborted: Callable[[], bool]) -> None:
     try:
-        image.jpegsave_target(target, Q=max(1, quality), keep=0)
+        save()
     except pyvips.Error as exc:
-        if aborted:
+        if was_aborted():
             raise EncodeAborted() from exc
         raise StorageError("stored pyramid could not be decoded") from exc
+
+
+def encode_jpeg(image: pyvips.Image, quality: int, sink: Sink) -> None:
+    """Baseline JPEG at `quality` 0-100 (8-bit, 1 or 3 bands); metadata is not copied.
+
+    libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Chroma is subsampled 4:2:0
+    below quality 90 and kept whole at 90 and above (libvips' rule).
+    Raises `EncodeAborted` when the sink refused a chunk, `StorageError` when decoding failed.
+    """
+    target, aborted = _target(sink)
+    _run(lambda: image.jpegsave_target(target, Q=max(1, quality), keep=0), aborted)
+
+
+def encode_png(image: pyvips.Image, _quality: int, sink: Sink) -> None:
+    """Lossless PNG of the rendered 8-bit image (quality does not apply)."""
+    target, aborted = _target(sink)
+    _run(lambda: image.pngsave_target(target, compression=3, keep=0), aborted)
+
+
+def encode_tiff(image: pyvips.Image, _quality: int, sink: Sink) -> None:
+    """Lossless TIFF (deflate, horizontal predictor) at the image's sample depth, e.g. 16-bit."""
+    with tempfile.TemporaryDirectory(prefix="tierserve-") as directory:
+        path = Path(directory) / "out.tif"
+        _run(
+            lambda: image.tiffsave(
+                str(path), compression="deflate", predictor="horizontal", tile=True, bigtiff=True, keep=0
+            ),
+            lambda: False,
+        )
+        with path.open("rb") as handle:
+            while chunk := handle.read(_FILE_CHUNK):
+                if not sink(chunk):
+                    raise EncodeAborted()
+
+
+FORMATS: dict[str, OutputFormat] = {
+    "jpeg": OutputFormat("jpeg", "image/jpeg", "jpg", encode_jpeg),
+    "png": OutputFormat("png", "image/png", "png", encode_png),
+    "tiff": OutputFormat("tiff", "image/tiff", "tif", encode_tiff),
+}

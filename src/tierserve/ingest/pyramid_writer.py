@@ -1,7 +1,8 @@
 """Writing one tiled, pyramidal OME-TIFF from a libvips image in bounded memory.
 
 Level 0 is streamed from the source into an uncompressed scratch TIFF; each further level is the
-2x2 area average of the previous one (odd last row/column dropped), also in a scratch file.  tifffile
+2x2 area average of the previous one (odd last row/column dropped), kept in float in a scratch
+file so that every level is the exact mean of its full-resolution block, rounded once.  tifffile
 then writes level 0 as the main image and levels 1.. as its SubIFDs, 256x256 tiles, pulling one
 strip of 256 rows at a time: 8-bit layers as JPEG tiles (YCbCr 4:2:0 for RGB), deeper layers
 lossless (deflate with horizontal predictor, which libtiff everywhere reads).
@@ -65,6 +66,8 @@ def write_pyramid(
         with tifffile.TiffWriter(destination, bigtiff=True, ome=True) as tif:
             for n, level_file in enumerate(level_files):
                 level = pyvips.Image.new_from_file(str(level_file), access="sequential")
+                if n > 0:
+                    level = level.rint().cast(image.format)
                 tif.write(
                     _tiles(level, on_tiles),
                     shape=_shape(level),
@@ -86,13 +89,16 @@ def write_pyramid(
 
 
 def _build_levels(image: pyvips.Image, directory: Path, levels: int) -> list[Path]:
+    """Scratch files of every level. Levels 1.. are kept as float 2x2 means of the previous float
+    level, so each is the exact mean of its full-resolution block; they are rounded (half to even)
+    only when their tiles are written."""
     files = [directory / "level-0.tif"]
     image.write_to_file(str(files[0]))
     for n in range(1, levels):
         previous = pyvips.Image.new_from_file(str(files[-1]), access="sequential")
         even = previous.crop(0, 0, previous.width // 2 * 2, previous.height // 2 * 2)
         path = directory / f"level-{n}.tif"
-        even.shrink(2, 2).cast(previous.format).write_to_file(str(path))
+        even.cast("float").shrink(2, 2).write_to_file(str(path))
         files.append(path)
     return files
 

@@ -26,7 +26,10 @@ ENDPOINTS: tuple[tuple[str, str | None, str], ...] = (
 
 _ID_DESCRIPTION = "Image id (decimal digits). The seed's form `ID&name=value...` is accepted too."
 _RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {"image/jpeg": {}}, "description": "An 8-bit RGB JPEG."},
+    200: {
+        "content": {"image/jpeg": {}, "image/png": {}, "image/tiff": {}},
+        "description": "An 8-bit RGB JPEG (PNG or TIFF with format=png|tiff).",
+    },
     400: {"description": "Malformed or out-of-range parameter: {success: false, msg}."},
     404: {"description": "Unknown id or missing layer: {success: false, msg}."},
 }
@@ -49,10 +52,10 @@ def _register(path: str, model: str | None, summary: str) -> None:
             run_download(job, state.store, state.pyramids, sink)
 
         headers = {
-            "Content-Disposition": f"inline; filename={job.image_id}.jpg",
+            "Content-Disposition": f"inline; filename={job.image_id}.{job.output.extension}",
             "Cache-Control": "public, max-age=86400",
         }
-        return await stream_render(render, state.executor, "image/jpeg", headers)
+        return await stream_render(render, state.executor, job.output.media_type, headers)
 
     router.add_api_route(
         f"/api/v2/{path}/{{image_id}}",
