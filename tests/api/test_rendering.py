@@ -63,7 +63,9 @@ def test_tiff_keeps_native_12_bit_samples(http: httpx2.Client, collection: Colle
     assert got.dtype == np.uint16 and got.shape == (200, 300, 3)
     assert (got == fluorescence_region(collection)).all()
     tier = tifffile.imread(io.BytesIO(http.get("/api/v2/section_image_download/2101?format=tif&downsample=2").content))
-    assert np.abs(tier - expected_region(collection.fluorescence, 2, 0, 0, 325, 225)).max() <= 1
+    difference = tier - expected_region(collection.fluorescence, 2, 0, 0, 325, 225)
+    assert np.abs(difference).max() <= 0.5  # exact block means, rounded once
+    assert abs(difference.mean()) < 0.05  # no rounding bias accumulated over levels
 
 
 def test_tiff_with_range_is_windowed_to_8_bit(http: httpx2.Client, collection: Collection) -> None:
