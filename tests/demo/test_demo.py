@@ -72,3 +72,19 @@ def test_seed_style_urls_work_on_the_demo(demo_dir: Path, url: str) -> None:
         response = client.get(url)
         assert response.status_code == 200, response.text
         assert decode_jpeg(response.content).size > 0
+
+
+def test_seed_equalization_example_on_the_demo(demo_dir: Path) -> None:
+    """The seed's two-step example: look up the Equalization, then download with that range."""
+    with TestClient(create_app(Settings(data_dir=demo_dir))) as client:
+        body = client.get("/api/v2/data/SectionDataSet/100141599.json?include=equalization,section_images").json()
+        (data_set,) = body["msg"]
+        equalization = data_set["equalization"]
+        ranges = [equalization[f"{c}_{b}"] for c in ("red", "green", "blue") for b in ("lower", "upper")]
+        assert ranges == [0, 923, 0, 987, 0, 4095]
+        assert 102146167 in [image["id"] for image in data_set["section_images"]]
+        xml = client.get("/api/v2/data/SectionDataSet/100141599.xml?include=equalization,section_images").text
+        assert '<red-upper type="integer">923</red-upper>' in xml
+        flat = ",".join(str(v) for v in ranges)
+        image = client.get(f"/api/v2/section_image_download/102146167?range={flat}&downsample=4")
+        assert image.status_code == 200 and decode_jpeg(image.content).ndim == 3
