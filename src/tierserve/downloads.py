@@ -17,7 +17,7 @@ from tierserve.core.render import RenderSpec, render
 from tierserve.core.tiers import plan_read, resolve_window
 from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
-from tierserve.errors import StorageError
+from tierserve.errors import LimitExceeded, StorageError
 from tierserve.layers import LayerKind, select_layer
 from tierserve.storage import Store
 
@@ -70,10 +70,11 @@ class DownloadJob:
         return self.spec.plan.output.width, self.spec.plan.output.height
 
 
-def plan_download(record: ImageRecord, options: DownloadOptions) -> DownloadJob:
+def plan_download(record: ImageRecord, options: DownloadOptions, max_output_pixels: int) -> DownloadJob:
     """Choose the layer, apply defaults, plan the read and the channel window.
 
-    Raises `LayerNotFound`, `InvalidRequest` or `RegionOutsideImage` before any file is touched.
+    Raises `LayerNotFound`, `InvalidRequest`, `RegionOutsideImage` or `LimitExceeded` (output larger
+    than `max_output_pixels` tier pixels) before any file is touched.
     """
     layer = select_layer(record.id, record.layers, options.view, options.atlas)
     window = resolve_window(
@@ -86,6 +87,12 @@ def plan_download(record: ImageRecord, options: DownloadOptions) -> DownloadJob:
         options.downsample_dimensions,
     )
     plan = plan_read(record.image_width, record.image_height, record.tier_count, window)
+    pixels = plan.output.width * plan.output.height
+    if pixels > max_output_pixels:
+        raise LimitExceeded(
+            f"output of {plan.output.width}x{plan.output.height} = {pixels} pixels exceeds "
+            f"max_output_pixels={max_output_pixels}; ask for a region or a higher downsample"
+        )
     native = options.format == "tiff" and not options.display_filters
     deep_colour = layer.bits_per_component > 8 and layer.number_of_components == 3
     spec = RenderSpec(

@@ -2,10 +2,12 @@
 
 TierserveError
  ├─ InvalidRequest            a parameter is malformed or out of range
- │   └─ RegionOutsideImage    the requested region does not touch the image
+ │   ├─ RegionOutsideImage    the requested region does not touch the image
+ │   └─ LimitExceeded         the request is larger than a configured limit
  ├─ NotFound
  │   ├─ ImageNotFound         no image with that id (of the endpoint's model)
  │   └─ LayerNotFound         the image has no layer for the requested view
+ ├─ Unavailable               the server is too busy or a render ran out of time (retry later)
  ├─ StorageError              a stored pyramid is missing or unreadable (server fault)
  └─ IngestError               a manifest entry cannot be ingested
      └─ ManifestError         the manifest itself is invalid
@@ -28,6 +30,18 @@ class InvalidRequest(TierserveError):
 
 class RegionOutsideImage(InvalidRequest):
     """The requested region lies entirely outside the stored image."""
+
+
+class LimitExceeded(InvalidRequest):
+    """The request asks for more than a configured limit allows; the message names the limit."""
+
+
+class Unavailable(TierserveError):
+    """Temporarily unable to serve: too many renders waiting, or the render deadline passed."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(TierserveError):

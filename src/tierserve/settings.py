@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -31,6 +32,20 @@ class Settings(BaseSettings):
         default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
     )
     open_files: int = Field(default=256, ge=1, description="Pyramid files kept open per worker.")
+    max_output_pixels: int = Field(
+        default=200_000_000,
+        ge=1,
+        description="Largest output image in tier pixels (a whole 180-megapixel section fits).",
+    )
+    max_query_length: int = Field(default=16384, ge=256, description="Longest accepted query string (bytes).")
+    max_queued_renders: int = Field(
+        default=64, ge=0, description="Renders that may wait for a free render thread before 503s."
+    )
+    queue_timeout: float = Field(default=10.0, gt=0, description="Seconds a render may wait for a thread.")
+    render_deadline: float = Field(default=120.0, gt=0, description="Seconds a render may take in all.")
+    cors_origins: list[str] = Field(
+        default=["*"], description='Origins browsers may call the API from (JSON list, e.g. ["https://a.org"]).'
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -46,6 +61,7 @@ class Settings(BaseSettings):
 
     def export_environment(self) -> None:
         """Write these settings to `os.environ` so that worker processes read the same values."""
-        for name, value in self.model_dump().items():
+        for name, value in self.model_dump(mode="json").items():
             if value is not None:
-                os.environ[f"TIERSERVE_{name.upper()}"] = str(value)
+                text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+                os.environ[f"TIERSERVE_{name.upper()}"] = text

@@ -5,19 +5,26 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 
 import httpx2
 import pytest
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from tests.images import decode_jpeg
 from tierserve.api import streaming
-from tierserve.api.streaming import stream_render
+from tierserve.api.streaming import Renderer
 from tierserve.core.encode import Sink
-from tierserve.errors import StorageError
+from tierserve.errors import StorageError, Unavailable
 
-pool = ThreadPoolExecutor(2)
+
+async def stream_render(
+    render: Callable[[Sink], None], _pool: object, media_type: str, headers: Mapping[str, str]
+) -> Response:
+    return await Renderer(2, 4, 5.0, 30.0).respond(render, media_type, headers)
+
+
+pool = None
 
 
 def produce(total: int, chunk: int = 8192) -> bytes:
@@ -106,3 +113,55 @@ def test_a_client_leaving_mid_stream_does_not_disturb_the_server(
         started = time.monotonic()
         assert http.get("/api/v2/section_image_download/2001?downsample=3").status_code == 200
         assert time.monotonic() - started < 5
+
+
+def test_busy_worker_answers_503_when_the_queue_is_full() -> None:
+    release = threading.Event()
+
+    def slow(sink: Sink) -> None:
+        release.wait(5)
+        sink(b"done")
+
+    async def run() -> None:
+        renderer = Renderer(1, 0, 5.0, 30.0)
+        first = asyncio.create_task(renderer.respond(slow, "image/jpeg", {}))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable) as raised:
+            await renderer.respond(slow, "image/jpeg", {})
+        assert "all 1 render threads are busy and max_queued_renders=0" in raised.value.message
+        assert raised.value.retry_after == 1
+        release.set()
+        assert (await first).body == b"done"
+        assert (await renderer.respond(lambda sink: sink(b"again") and None, "image/jpeg", {})).body == b"again"
+
+    asyncio.run(run())
+
+
+def test_waiting_longer_than_queue_timeout_is_503() -> None:
+    release = threading.Event()
+
+    async def run() -> None:
+        renderer = Renderer(1, 5, 0.2, 30.0)
+        first = asyncio.create_task(renderer.respond(lambda sink: release.wait(5) and None, "image/jpeg", {}))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable, match=r"queue_timeout=0.2 s"):
+            await renderer.respond(lambda sink: None, "image/jpeg", {})
+        release.set()
+        await first
+
+    asyncio.run(run())
+
+
+def test_a_render_past_its_deadline_is_503() -> None:
+    def slow(sink: Sink) -> None:
+        while sink(b"z" * 1000):
+            time.sleep(0.05)
+
+    with pytest.raises(Unavailable, match="render_deadline"):
+        asyncio.run(Renderer(1, 1, 5.0, 0.3).respond(slow, "image/jpeg", {}))
+
+    def silent(sink: Sink) -> None:
+        time.sleep(1.0)
+
+    with pytest.raises(Unavailable, match="render_deadline"):
+        asyncio.run(Renderer(1, 1, 5.0, 0.3).respond(silent, "image/jpeg", {}))

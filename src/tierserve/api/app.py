@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 
 import pyvips
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from tierserve import __version__
 from tierserve.api.errors import add_exception_handlers
+from tierserve.api.middleware import QueryLengthLimit
 from tierserve.api.routes import data, downloads
 from tierserve.api.state import AppState
 from tierserve.settings import Settings
@@ -34,6 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.tierserve = state
     add_exception_handlers(app)
+    app.add_middleware(QueryLengthLimit, max_length=settings.max_query_length)
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET"], allow_headers=["*"], max_age=3600
+    )
     app.include_router(downloads.router)
     app.include_router(data.router)
 

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tierserve.errors import InvalidRequest, NotFound, StorageError, TierserveError
+from tierserve.errors import InvalidRequest, NotFound, StorageError, TierserveError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +17,14 @@ log = logging.getLogger(__name__)
 STATUS_CODES: dict[type[TierserveError], int] = {
     InvalidRequest: 400,
     NotFound: 404,
+    Unavailable: 503,
     StorageError: 500,
     TierserveError: 500,
 }
 
 
-def error_body(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"success": False, "msg": message}, status_code=status)
+def error_body(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"success": False, "msg": message}, status_code=status, headers=headers)
 
 
 def status_for(exc: TierserveError) -> int:
@@ -36,6 +37,9 @@ def status_for(exc: TierserveError) -> int:
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TierserveError)
     status = status_for(exc)
+    if isinstance(exc, Unavailable):
+        log.warning("%s", exc.message)
+        return error_body(status, exc.message, {"Retry-After": str(exc.retry_after)})
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
     return error_body(status, exc.message)

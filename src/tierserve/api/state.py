@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from tierserve.api.streaming import Renderer
 from tierserve.core.pyramid import PyramidCache
 from tierserve.db.database import Database
 from tierserve.settings import Settings
@@ -17,7 +17,7 @@ class AppState:
     database: Database
     store: Store
     pyramids: PyramidCache
-    executor: ThreadPoolExecutor
+    renderer: Renderer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
@@ -26,10 +26,12 @@ class AppState:
             database=Database(settings.resolved_database_url),
             store=LocalStore(settings.store_dir),
             pyramids=PyramidCache(settings.open_files),
-            executor=ThreadPoolExecutor(settings.render_threads, thread_name_prefix="render"),
+            renderer=Renderer(
+                settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
+            ),
         )
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.renderer.close()
         self.pyramids.clear()
         self.database.dispose()

@@ -4,18 +4,25 @@ The render runs in a worker thread and writes into a `ChunkChannel`; the respons
 Small outputs (up to `HEAD_BYTES`) are answered with a Content-Length and a real error status if
 the render fails; larger ones start streaming after the first `HEAD_BYTES`, so a whole
 full-resolution image begins to leave within moments and is never held in memory whole.
+
+`Renderer` bounds the work of one worker process: at most as many renders as render threads run,
+at most `max_queued` wait (each for at most `queue_timeout` seconds) and every render has a deadline;
+beyond these the client gets a 503 with Retry-After that names the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.responses import Response, StreamingResponse
 
 from tierserve.core.encode import EncodeAborted, Sink
+from tierserve.errors import Unavailable
 
 #: Bytes coalesced into one chunk before it is handed to the event loop.
 CHUNK_BYTES = 256 * 1024
@@ -30,16 +37,21 @@ _END = object()
 class ChunkChannel:
     """A bounded queue of byte chunks from one producer thread to one asyncio consumer."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._space = threading.Semaphore(MAX_PENDING_CHUNKS)
         self._buffer = bytearray()
         self._closed = threading.Event()
+        self.deadline = deadline
+        self.timed_out = False
 
     # producer side (render thread)
     def write(self, data: bytes) -> bool:
-        """Append encoder output; False once the consumer has gone away."""
+        """Append encoder output; False once the consumer has gone away or the deadline passed."""
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+            return False
         self._buffer += data
         if len(self._buffer) >= CHUNK_BYTES:
             return self._push(self._flush())
@@ -58,7 +70,7 @@ class ChunkChannel:
 
     def _push(self, chunk: bytes) -> bool:
         while not self._space.acquire(timeout=0.25):
-            if self._closed.is_set():
+            if self._closed.is_set() or time.monotonic() > self.deadline:
                 return False
         if self._closed.is_set():
             return False
@@ -74,8 +86,13 @@ class ChunkChannel:
 
     # consumer side (event loop)
     async def get(self) -> bytes | None:
-        """The next chunk; None at the end; re-raises the producer's error."""
-        item = await self._queue.get()
+        """The next chunk; None at the end; re-raises the producer's error; `Unavailable` when the
+        deadline passes while waiting."""
+        try:
+            item = await asyncio.wait_for(self._queue.get(), max(0.0, self.deadline - time.monotonic()))
+        except TimeoutError:
+            self.close()
+            raise _deadline_error(self.deadline) from None
         if item is _END:
             return None
         if isinstance(item, BaseException):
@@ -89,46 +106,104 @@ class ChunkChannel:
         self._closed.set()
 
 
-async def stream_render(
-    render: Callable[[Sink], None], executor: Executor, media_type: str, headers: Mapping[str, str]
-) -> Response:
-    """Run `render` in `executor` and answer with its output, buffered or streamed by size."""
-    loop = asyncio.get_running_loop()
-    channel = ChunkChannel(loop)
+def _deadline_error(deadline: float) -> Unavailable:
+    return Unavailable("the render did not finish within render_deadline; ask for a smaller output", retry_after=5)
 
-    def work() -> None:
+
+class RenderGate:
+    """At most `capacity` renders at once per worker; at most `max_queued` waiting, each for at most
+    `timeout` seconds."""
+
+    def __init__(self, capacity: int, max_queued: int, timeout: float) -> None:
+        self.capacity = capacity
+        self.max_queued = max_queued
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(capacity)
+        self._waiting = 0
+
+    async def acquire(self) -> None:
+        if self._slots.locked() and self._waiting >= self.max_queued:
+            raise Unavailable(
+                f"all {self.capacity} render threads are busy and max_queued_renders={self.max_queued} "
+                "requests are already waiting",
+                retry_after=1,
+            )
+        self._waiting += 1
         try:
-            render(channel.write)
-        except EncodeAborted:
-            channel.finish()
-        except BaseException as exc:  # delivered to the consumer, which re-raises it
-            channel.finish(exc)
-        else:
-            channel.finish()
-
-    loop.run_in_executor(executor, work)
-    head: list[bytes] = []
-    size = 0
-    try:
-        while size < HEAD_BYTES:
-            chunk = await channel.get()
-            if chunk is None:
-                channel.close()
-                return Response(b"".join(head), media_type=media_type, headers=dict(headers))
-            head.append(chunk)
-            size += len(chunk)
-    except BaseException:
-        channel.close()
-        raise
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            for chunk in head:
-                yield chunk
-            head.clear()
-            while (rest := await channel.get()) is not None:
-                yield rest
+            await asyncio.wait_for(self._slots.acquire(), self.timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"no render thread became free within queue_timeout={self.timeout:g} s",
+                retry_after=max(1, math.ceil(self.timeout)),
+            ) from None
         finally:
-            channel.close()
+            self._waiting -= 1
 
-    return StreamingResponse(body(), media_type=media_type, headers=dict(headers))
+    def release(self) -> None:
+        self._slots.release()
+
+
+class Renderer:
+    """Runs renders on this worker's thread pool, gated, with a deadline, and builds the response."""
+
+    def __init__(self, threads: int, max_queued: int, queue_timeout: float, deadline: float) -> None:
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="render")
+        self.gate = RenderGate(threads, max_queued, queue_timeout)
+        self.deadline = deadline
+
+    async def respond(self, render: Callable[[Sink], None], media_type: str, headers: Mapping[str, str]) -> Response:
+        """Run `render` and answer with its output, buffered or streamed by size."""
+        await self.gate.acquire()
+        try:
+            response = await self._run(render, media_type, headers)
+        except BaseException:
+            self.gate.release()
+            raise
+        if not isinstance(response, StreamingResponse):
+            self.gate.release()
+        return response
+
+    async def _run(self, render: Callable[[Sink], None], media_type: str, headers: Mapping[str, str]) -> Response:
+        loop = asyncio.get_running_loop()
+        channel = ChunkChannel(loop, time.monotonic() + self.deadline)
+
+        def work() -> None:
+            try:
+                render(channel.write)
+            except EncodeAborted:
+                channel.finish(_deadline_error(channel.deadline) if channel.timed_out else None)
+            except BaseException as exc:  # delivered to the consumer, which re-raises it
+                channel.finish(exc)
+            else:
+                channel.finish()
+
+        loop.run_in_executor(self.executor, work)
+        head: list[bytes] = []
+        size = 0
+        try:
+            while size < HEAD_BYTES:
+                chunk = await channel.get()
+                if chunk is None:
+                    channel.close()
+                    return Response(b"".join(head), media_type=media_type, headers=dict(headers))
+                head.append(chunk)
+                size += len(chunk)
+        except BaseException:
+            channel.close()
+            raise
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                for chunk in head:
+                    yield chunk
+                head.clear()
+                while (rest := await channel.get()) is not None:
+                    yield rest
+            finally:
+                channel.close()
+                self.gate.release()
+
+        return StreamingResponse(body(), media_type=media_type, headers=dict(headers))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

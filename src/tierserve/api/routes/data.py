@@ -148,7 +148,7 @@ def _answer(state: AppState, request: Request, model: str | None, resource: str)
     filename = request.query_params.get("filename")
     if not filename or not _FILENAME.match(filename):
         filename = f"query.{fmt}"
-    headers = {"Content-Disposition": f"inline; filename={filename}"}
+    headers = {"Content-Disposition": f"inline; filename={filename}", "Cache-Control": "no-cache"}
     return Response(body, status_code=status, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 

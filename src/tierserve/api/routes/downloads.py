@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from tierserve.api.params import openapi_parameters, parse_options, split_image_id
 from tierserve.api.state import AppState
-from tierserve.api.streaming import stream_render
 from tierserve.core.encode import Sink
 from tierserve.db.repository import load_image
 from tierserve.downloads import DownloadJob, DownloadOptions, plan_download, run_download
@@ -38,7 +37,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 def _plan(state: AppState, model: str | None, image_id: int, options: DownloadOptions) -> DownloadJob:
     with state.database.session() as session:
         record = load_image(session, image_id, model)
-    return plan_download(record, options)
+    return plan_download(record, options, state.settings.max_output_pixels)
 
 
 def _register(path: str, model: str | None, summary: str) -> None:
@@ -55,7 +54,7 @@ def _register(path: str, model: str | None, summary: str) -> None:
             "Content-Disposition": f"inline; filename={job.image_id}.{job.output.extension}",
             "Cache-Control": "public, max-age=86400",
         }
-        return await stream_render(render, state.executor, job.output.media_type, headers)
+        return await state.renderer.respond(render, job.output.media_type, headers)
 
     router.add_api_route(
         f"/api/v2/{path}/{{image_id}}",

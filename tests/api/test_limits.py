@@ -1,0 +1,47 @@
+"""Configured limits: each answers with a clear status and a message naming the limit and its value."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Collection
+from tierserve.api.app import create_app
+
+
+def client_with(collection: Collection, **limits: object) -> TestClient:
+    settings = collection.settings.model_copy(update=limits)
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+def test_output_pixel_limit(collection: Collection) -> None:
+    with client_with(collection, max_output_pixels=100_000) as client:
+        response = client.get("/api/v2/section_image_download/2001")
+        assert response.status_code == 400
+        assert response.json()["msg"] == (
+            "output of 1500x1100 = 1650000 pixels exceeds max_output_pixels=100000; "
+            "ask for a region or a higher downsample"
+        )
+        assert client.get("/api/v2/section_image_download/2001?downsample=3").status_code == 200
+
+
+def test_query_length_limit(collection: Collection) -> None:
+    with client_with(collection, max_query_length=300) as client:
+        response = client.get("/api/v2/data/query.json?q=model::SectionImage" + ",rma::criteria,[id$gt0]" * 20)
+        assert response.status_code == 414
+        assert response.json() == {
+            "success": False,
+            "msg": "query string of 481 bytes exceeds max_query_length=300",
+        }
+        assert client.get("/api/v2/section_image_download/2001?downsample=4").status_code == 200
+
+
+def test_default_limits_allow_a_whole_180_megapixel_section(collection: Collection) -> None:
+    assert collection.settings.max_output_pixels >= 180_000_000
+
+
+def test_cors_and_cache_headers(client: TestClient) -> None:
+    image = client.get("/api/v2/section_image_download/2001?downsample=4", headers={"Origin": "https://viewer.example"})
+    assert image.headers["access-control-allow-origin"] == "*"
+    assert image.headers["cache-control"] == "public, max-age=86400"
+    data = client.get("/api/v2/data/SectionImage/2001.json")
+    assert data.headers["cache-control"] == "no-cache"
