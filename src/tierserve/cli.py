@@ -70,7 +70,9 @@ def run_ingest(settings: Settings, manifest_path: Path) -> IngestReport:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=False) as progress:
-            ingestor = Ingestor(database, LocalStore(settings.store_dir), _RichObserver(progress))
+            ingestor = Ingestor(
+                database, LocalStore(settings.store_dir), _RichObserver(progress), roots=settings.ingest_roots
+            )
             report = ingestor.run(manifest, manifest_path.parent)
     finally:
         database.dispose()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tierserve.core.encode import FORMATS, OutputFormat, Sink
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
-from tierserve.core.pyramid import PyramidCache
+from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.tiers import plan_read, resolve_window
 from tierserve.core.windowing import ChannelWindow
@@ -118,11 +118,11 @@ def channel_window(
     return equalization or ChannelWindow.full_scale(layer.bits_per_component)
 
 
-def run_download(job: DownloadJob, store: Store, pyramids: PyramidCache, sink: Sink) -> None:
+def run_download(job: DownloadJob, store: Store, sink: Sink) -> None:
     """Render and encode `job` into `sink`. Storage failures are re-raised naming the image id."""
     location = store.locate(job.path)
     try:
-        image = render(pyramids.open(location), job.spec)
+        image = render(PyramidFile(location), job.spec)
         job.output.encode(image, job.quality, sink)
     except StorageError as exc:
         log.error("image %s: %s (%s)", job.image_id, exc.message, location)

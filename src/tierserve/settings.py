@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     render_threads: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
     )
-    open_files: int = Field(default=256, ge=1, description="Pyramid files kept open per worker.")
     max_output_pixels: int = Field(
         default=200_000_000,
         ge=1,
@@ -43,6 +42,10 @@ class Settings(BaseSettings):
     )
     queue_timeout: float = Field(default=10.0, gt=0, description="Seconds a render may wait for a thread.")
     render_deadline: float = Field(default=120.0, gt=0, description="Seconds a render may take in all.")
+    ingest_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders ingest may read sources from, besides the manifest's own folder (JSON list).",
+    )
     cors_origins: list[str] = Field(
         default=["*"], description='Origins browsers may call the API from (JSON list, e.g. ["https://a.org"]).'
     )

@@ -27,7 +27,7 @@ def test_missing_and_corrupt_files_name_the_image_and_spare_the_rest(collection:
         assert missing.status_code == 500
         assert missing.json() == {
             "success": False,
-            "msg": "image 2001: stored pyramid is missing (No such file or directory)",
+            "msg": "image 2001: stored pyramid is missing",
         }
         corrupt = client.get("/api/v2/section_image_download/2102")
         assert corrupt.status_code == 500

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.images import decode_jpeg, expected_region, multiscale_pattern, psnr, window
 from tierserve.core.encode import EncodeAborted, encode_jpeg
-from tierserve.core.pyramid import PyramidCache, PyramidFile
+from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.tiers import Window, level_count, max_downsample, plan_read
 from tierserve.core.windowing import ChannelWindow
@@ -41,7 +41,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
     array = multiscale_pattern(700, 1100, 3, 4095, seed=11)
     path = directory / "u12.ome.tif"
     write_pyramid(pyvips.Image.new_from_array(array.astype(np.uint16)), path, directory, quality=90)
-    return Stored(array, PyramidCache(4).open(str(path)))
+    return Stored(array, PyramidFile(str(path)))
 
 
 def _encode(image: pyvips.Image, quality: int = 100) -> bytes:
@@ -104,24 +104,10 @@ def test_encoder_stops_when_the_sink_refuses(stored: Stored) -> None:
 
 
 def test_missing_and_corrupt_files_raise_storage_errors(tmp_path: Path, stored: Stored) -> None:
-    cache = PyramidCache(2)
     with pytest.raises(StorageError, match="missing"):
-        cache.open(str(tmp_path / "absent.ome.tif"))
+        PyramidFile(str(tmp_path / "absent.ome.tif"))
     corrupt = tmp_path / "corrupt.ome.tif"
     corrupt.write_bytes(Path(stored.pyramid.path).read_bytes()[:5000])
     with pytest.raises(StorageError):
-        pyramid = cache.open(str(corrupt))
         plan = plan_read(*stored.size, 2, Window(0, 0, 0, 300, 300))
-        _encode(render(pyramid, RenderSpec(plan, ChannelWindow.full_scale(12))))
-
-
-def test_cache_reopens_a_replaced_file(tmp_path: Path, stored: Stored) -> None:
-    path = tmp_path / "p.ome.tif"
-    path.write_bytes(Path(stored.pyramid.path).read_bytes())
-    cache = PyramidCache(2)
-    first = cache.open(str(path))
-    assert cache.open(str(path)) is first
-    replacement = tmp_path / "new.ome.tif"
-    replacement.write_bytes(path.read_bytes())
-    replacement.replace(path)
-    assert cache.open(str(path)) is not first
+        _encode(render(PyramidFile(str(corrupt)), RenderSpec(plan, ChannelWindow.full_scale(12))))

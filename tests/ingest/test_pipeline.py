@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import func, select
 
 from tests.images import multiscale_pattern, psnr, slide_pattern
-from tierserve.core.pyramid import PyramidCache
+from tierserve.core.pyramid import PyramidFile
 from tierserve.db.database import Database
 from tierserve.db.models import ImageLayer, SubImage
 from tierserve.ingest.manifest import load_manifest
@@ -76,7 +76,7 @@ def stored_level0(data: Path, image_id: int, kind: str = "primary") -> np.ndarra
             select(ImageLayer.path).where(ImageLayer.sub_image_id == image_id, ImageLayer.kind == kind)
         ).one()
     database.dispose()
-    return np.asarray(PyramidCache(1).open(str(data / "store" / path)).level(0).numpy())
+    return np.asarray(PyramidFile(str(data / "store" / path)).level(0).numpy())
 
 
 def rows(data: Path) -> list[int]:
@@ -227,3 +227,31 @@ def test_an_id_taken_by_another_data_set_is_refused(tmp_path: Path) -> None:
     assert report.failed == [
         ("section_data_sets[0].images[0] (id 31)", "id 31 is already used by SectionImage of data set 900")
     ]
+
+
+def test_sources_outside_the_allowed_folders_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_sources(src)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes((src / "s.png").read_bytes())
+    (src / "link.png").symlink_to(outside / "secret.png")
+    images = [
+        {"id": 41, "section_number": 1, "source": "../elsewhere/secret.png"},
+        {"id": 42, "section_number": 2, "source": "link.png"},
+        {"id": 43, "section_number": 3, "source": str(outside / "secret.png")},
+        {"id": 44, "section_number": 4, "source": "s.png", "layers": [{"kind": "expression", "source": "link.png"}]},
+        {"id": 45, "section_number": 5, "source": "s.png"},
+    ]
+    report = ingest(tmp_path / "data", write_manifest(src, images))
+    assert report.ingested == [45]
+    problems = dict(report.failed)
+    for index, image_id in enumerate((41, 42, 43, 44)):
+        message = problems[f"section_data_sets[0].images[{index}] (id {image_id})"]
+        assert f"resolves to {outside / 'secret.png'}, outside the allowed folders ({src})" in message
+    database = Database(f"sqlite:///{tmp_path / 'data' / 'db.sqlite'}")
+    database.migrate()
+    allowed = Ingestor(database, LocalStore(tmp_path / "data" / "store"), roots=[outside])
+    again = allowed.run(load_manifest(src / "manifest.yaml"), src)
+    database.dispose()
+    assert sorted(again.ingested) == [41, 42, 43, 44]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tierserve.api.streaming import Renderer
-from tierserve.core.pyramid import PyramidCache
 from tierserve.db.database import Database
 from tierserve.settings import Settings
 from tierserve.storage import LocalStore, Store
@@ -16,7 +15,6 @@ class AppState:
     settings: Settings
     database: Database
     store: Store
-    pyramids: PyramidCache
     renderer: Renderer
 
     @classmethod
@@ -25,7 +23,6 @@ class AppState:
             settings=settings,
             database=Database(settings.resolved_database_url),
             store=LocalStore(settings.store_dir),
-            pyramids=PyramidCache(settings.open_files),
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
             ),
@@ -33,5 +30,4 @@ class AppState:
 
     def close(self) -> None:
         self.renderer.close()
-        self.pyramids.clear()
         self.database.dispose()

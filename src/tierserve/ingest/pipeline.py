@@ -91,13 +91,23 @@ class _Source:
 class Ingestor:
     """Ingests manifests into one database and one store."""
 
-    def __init__(self, database: Database, store: Store, observer: IngestObserver | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        store: Store,
+        observer: IngestObserver | None = None,
+        roots: Sequence[Path] = (),
+    ) -> None:
         self.database = database
         self.store = store
         self.observer: IngestObserver = observer or SilentObserver()
+        self.roots = tuple(roots)
 
     def run(self, manifest: Manifest, base_dir: Path) -> IngestReport:
-        """Ingest `manifest`, resolving relative source paths against `base_dir`."""
+        """Ingest `manifest`, resolving relative source paths against `base_dir`.
+
+        Sources must resolve (symbolic links followed) inside `base_dir` or one of the `roots`.
+        """
         removed = self.store.clean_scratch()
         if removed:
             log.info("removed %d scratch files left by an interrupted ingest", removed)
@@ -121,7 +131,7 @@ class Ingestor:
             self.observer.image_finished(job.name, "skipped")
             return
         try:
-            self._write_image(job, job.entry.quality or default_quality, base_dir)
+            self._write_image(job, job.entry.quality or default_quality, base_dir, (base_dir, *self.roots))
         except (IngestError, pyvips.Error, OSError) as exc:
             message = exc.message if isinstance(exc, IngestError) else str(exc).strip().splitlines()[0]
             log.warning("%s: %s", job.name, message)
@@ -131,9 +141,9 @@ class Ingestor:
         report.ingested.append(job.entry.id)
         self.observer.image_finished(job.name, "ingested")
 
-    def _write_image(self, job: _Job, quality: int, base_dir: Path) -> None:
+    def _write_image(self, job: _Job, quality: int, base_dir: Path, roots: Sequence[Path]) -> None:
         entry = job.entry
-        sources = _open_sources(entry, base_dir, job.name)
+        sources = _open_sources(entry, base_dir, roots, job.name)
         primary = sources[0].image
         section = _section_rectangle(entry, primary, job.name)
         bits = _bits_per_component(entry, primary, job.name)
@@ -207,13 +217,25 @@ def _jobs(manifest: Manifest) -> list[_Job]:
     return jobs
 
 
-def _open_sources(entry: ImageEntry, base_dir: Path, name: str) -> list[_Source]:
+def allowed_source(source: str, base_dir: Path, roots: Sequence[Path]) -> Path:
+    """The real path of `source` (relative to `base_dir`), if it lies inside one of `roots`."""
+    path = (base_dir / source).resolve()
+    if not any(path.is_relative_to(root.resolve()) for root in roots):
+        allowed = ", ".join(str(root.resolve()) for root in roots)
+        raise IngestError(
+            f"source {source} resolves to {path}, outside the allowed folders ({allowed}); "
+            "add its folder to TIERSERVE_INGEST_ROOTS"
+        )
+    return path
+
+
+def _open_sources(entry: ImageEntry, base_dir: Path, roots: Sequence[Path], name: str) -> list[_Source]:
     """Open the primary and every layer source; layers must match the primary's pixel size."""
     try:
-        primary = _Source(LayerKind.PRIMARY, None, open_source(base_dir / entry.source))
+        primary = _Source(LayerKind.PRIMARY, None, open_source(allowed_source(entry.source, base_dir, roots)))
         sources = [primary]
         for layer in entry.layers:
-            image = open_source(base_dir / layer.source)
+            image = open_source(allowed_source(layer.source, base_dir, roots))
             if (image.width, image.height) != (primary.image.width, primary.image.height):
                 raise IngestError(
                     f"{layer.kind.value} layer {layer.source} is {image.width}x{image.height}, "

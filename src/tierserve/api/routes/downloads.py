@@ -48,7 +48,7 @@ def _register(path: str, model: str | None, summary: str) -> None:
         job = await run_in_threadpool(_plan, state, model, identifier, options)
 
         def render(sink: Sink) -> None:
-            run_download(job, state.store, state.pyramids, sink)
+            run_download(job, state.store, sink)
 
         headers = {
             "Content-Disposition": f"inline; filename={job.image_id}.{job.output.extension}",
