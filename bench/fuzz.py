@@ -2,7 +2,7 @@
 (valid and invalid by the schema) and hypothesis-made query strings (random and duplicate parameters,
 unicode, huge and negative numbers, empty values, wrong list lengths, RMA garbage).
 
-    python bench/fuzz.py --data-dir DIR --examples 2000     # the long run, against `tierserve serve`
+    python -m bench.fuzz --data-dir DIR --examples 2000     # the long run, against `tierserve serve`
 
 A bounded version runs in the test suite (tests/api/test_fuzz.py). The invariant: no 5xx, every
 error is a JSON {"success": false, "msg": ...}, every 200 from an image endpoint is an image.
@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from bench.latency import free_port, start_server
+from bench.common import free_port, start_server
 
 IMAGE_PATHS = ("section_image_download", "atlas_image_download", "projection_image_download", "image_download")
 NAMES = (

@@ -1,6 +1,6 @@
 """Median latency of the issue's reference requests on the largest demo image, against a real server.
 
-    python bench/latency.py --data-dir ~/.local/share/tierserve     # after `tierserve demo`
+    python -m bench.latency --data-dir ~/.local/share/tierserve     # after `tierserve demo`
 
 Starts `tierserve serve` on a free loopback port, warms up, then times sequential requests:
 random 1000x1000 full-resolution regions (quality 100 and 75), the whole image at downsample=4, and
@@ -11,52 +11,19 @@ Prints a table and writes the same figures as JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx2
 
+from bench.common import free_port, memory_kib, start_server, write_results
 from tierserve.db.database import Database
 from tierserve.db.models import SubImage
 from tierserve.settings import Settings
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TIERSERVE_DATA_DIR": str(data_dir), "TIERSERVE_PORT": str(port)}
-    command = [sys.executable, "-m", "tierserve", "serve", "--workers", str(workers)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except httpx2.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("server did not start")
-
-
-def memory_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def timed(client: httpx2.Client, url: str) -> tuple[float, float, int]:
@@ -153,10 +120,7 @@ def main() -> None:
         f"server RSS before the full-resolution requests {full_row['server_rss_before_mib']} MiB, "
         f"peak {full_row['server_peak_rss_mib']} MiB"
     )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"latency-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written {out}")
+    print(f"written {write_results('latency', results)}")
 
 
 if __name__ == "__main__":

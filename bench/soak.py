@@ -1,6 +1,6 @@
 """Soak test: a mixed workload at N concurrent connections against a real multi-worker server.
 
-    python bench/soak.py --data-dir DIR --duration 600 --connections 32 --workers 2
+    python -m bench.soak --data-dir DIR --duration 600 --connections 32 --workers 2
 
 Starts `tierserve serve --workers W` on a free loopback port over a `tierserve demo` collection and
 keeps N connections busy for the given time with random full-resolution regions, downsampled whole
@@ -24,9 +24,8 @@ from pathlib import Path
 
 import httpx2
 
-from bench.latency import free_port, memory_kib, start_server
+from bench.common import free_port, memory_kib, start_server, write_results
 
-RESULTS = Path(__file__).parent / "results"
 LARGEST = 69750516
 
 
@@ -155,10 +154,7 @@ def main() -> None:
             f"process {pid}: RSS MiB first {values[0]:.0f}, middle third {middle:.0f}, "
             f"last third {last:.0f}, max {max(values):.0f}"
         )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(f"written {out}")
+    print(f"written {write_results('soak', report)}")
 
 
 if __name__ == "__main__":

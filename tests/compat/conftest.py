@@ -6,6 +6,7 @@ and reused; making it needs PyPI. Without it the compatibility tests fail, they 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -20,3 +21,17 @@ def client_python() -> Path:
     venv = Path(os.environ.get("TIERSERVE_CLIENT_VENV", ROOT / ".venv-clients"))
     subprocess.run(["bash", str(ROOT / ".ci" / "client-venv.sh"), str(venv)], check=True, timeout=1200)
     return venv / "bin" / "python"
+
+
+def run_client(client_python: Path, script: Path, live_server: str, out: Path) -> dict[str, object]:
+    """Run a client script (`script BASE_URL OUT_DIR`) in the client environment; its last line is JSON."""
+    completed = subprocess.run(
+        [str(client_python), str(script), live_server, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from tests.compat.conftest import run_client
 from tests.conftest import EQUALIZATION, Collection
 from tests.images import expected_region, psnr, window
 
 CLIENT = Path(__file__).with_name("allensdk_client.py")
 
 
-def run_client(client_python: Path, live_server: str, out: Path) -> dict[str, object]:
-    completed = subprocess.run(
-        [str(client_python), str(CLIENT), live_server, str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def test_allensdk_queries_and_downloads(
     client_python: Path, live_server: str, collection: Collection, tmp_path: Path
 ) -> None:
-    result = run_client(client_python, live_server, tmp_path)
+    result = run_client(client_python, CLIENT, live_server, tmp_path)
     assert result["section_image_query"] == [2001, 2002]
     (record,) = result["section_image_query_records"]  # type: ignore[misc]
     assert record["id"] == 2101 and record["bits_per_component"] == 12

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
+
+from tests.compat.conftest import run_client
 
 CLIENT = Path(__file__).with_name("atldld_client.py")
 
 
 def test_atldld_lists_and_downloads(client_python: Path, live_server: str, tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [str(client_python), str(CLIENT), live_server, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = run_client(client_python, CLIENT, live_server, tmp_path)
     assert result["data_sets"] == [1001]
     assert result["images"] == [2001, 2002]
     assert result["by_data_set"] == [2101]
