@@ -18,13 +18,9 @@ from tierserve.core.encode import Sink
 from tierserve.errors import StorageError, Unavailable
 
 
-async def stream_render(
-    render: Callable[[Sink], None], _pool: object, media_type: str, headers: Mapping[str, str]
-) -> Response:
-    return await Renderer(2, 4, 5.0, 30.0).respond(render, media_type, headers)
-
-
-pool = None
+async def respond(render: Callable[[Sink], None], headers: Mapping[str, str] | None = None) -> Response:
+    """A response from a fresh renderer: 2 threads, 4 queued, 5 s queue timeout, 30 s deadline."""
+    return await Renderer(2, 4, 5.0, 30.0).respond(render, "image/jpeg", headers or {})
 
 
 def produce(total: int, chunk: int = 8192) -> bytes:
@@ -42,7 +38,7 @@ def test_small_output_is_sent_with_a_content_length() -> None:
         for i in range(0, len(data), 8192):
             sink(data[i : i + 8192])
 
-    response = asyncio.run(stream_render(render, pool, "image/jpeg", {"X-Test": "1"}))
+    response = asyncio.run(respond(render, {"X-Test": "1"}))
     assert not isinstance(response, StreamingResponse)
     assert response.body == data
     assert response.headers["content-length"] == str(len(data))
@@ -57,7 +53,7 @@ def test_large_output_streams_in_order() -> None:
             assert sink(data[i : i + 8192])
 
     async def run() -> bytes:
-        response = await stream_render(render, pool, "image/jpeg", {})
+        response = await respond(render)
         assert isinstance(response, StreamingResponse)
         return await body_of(response)
 
@@ -70,7 +66,7 @@ def test_an_error_before_the_first_bytes_is_raised_for_the_error_table() -> None
         raise StorageError("image 7: stored pyramid could not be decoded")
 
     with pytest.raises(StorageError, match="image 7"):
-        asyncio.run(stream_render(render, pool, "image/jpeg", {}))
+        asyncio.run(respond(render))
 
 
 def test_render_stops_when_the_client_goes_away() -> None:
@@ -82,7 +78,7 @@ def test_render_stops_when_the_client_goes_away() -> None:
         stopped.set()
 
     async def run() -> None:
-        response = await stream_render(render, pool, "image/jpeg", {})
+        response = await respond(render)
         assert isinstance(response, StreamingResponse)
         iterator = response.body_iterator
         await iterator.__anext__()  # type: ignore[union-attr]
