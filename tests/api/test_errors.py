@@ -70,3 +70,25 @@ def test_openapi_schema_is_published(http: httpx2.Client) -> None:
         "/api/v2/projection_image_download/{image_id}",
         "/api/v2/image_download/{image_id}",
     }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v2/section_image_download/2001?downsample=2%0A",
+        "/api/v2/section_image_download/2001%0A",
+        "/api/v2/section_image_download/2001?rgb=1,1,1%0A",
+        "/api/v2/data/query.json%0A?q=model::SectionImage",
+    ],
+)
+def test_trailing_newlines_are_not_accepted(http: httpx2.Client, url: str) -> None:
+    response = http.get(url)
+    assert response.status_code in (400, 404)
+    assert response.json()["success"] is False
+
+
+def test_filename_cannot_inject_headers(http: httpx2.Client) -> None:
+    response = http.get("/api/v2/data/SectionImage/2001.json?filename=a.json%0D%0AX-Evil:%201")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == "inline; filename=query.json"
+    assert "x-evil" not in response.headers

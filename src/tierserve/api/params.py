@@ -39,7 +39,7 @@ _FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "tiff": "tiff", "tif": 
 
 def parse_integer(name: str, raw: str, low: int, high: int) -> int:
     """A decimal integer in [low, high]; no sign, no spaces, no decimal point."""
-    if not _DECIMAL.match(raw):
+    if not _DECIMAL.fullmatch(raw):
         raise InvalidRequest(f"{name} must be a non-negative integer, got {raw!r}")
     value = int(raw)
     if not low <= value <= high:
@@ -56,7 +56,7 @@ def parse_boolean(name: str, raw: str) -> bool:
 
 def parse_range(raw: str) -> ChannelWindow:
     parts = raw.split(",")
-    if len(parts) != 6 or not all(_DECIMAL.match(p) for p in parts):
+    if len(parts) != 6 or not all(_DECIMAL.fullmatch(p) for p in parts):
         raise InvalidRequest(f"range must be 6 comma-separated non-negative integers rl,ru,gl,gu,bl,bu; got {raw!r}")
     values = tuple(int(p) for p in parts)
     return ChannelWindow.from_flat(values)  # type: ignore[arg-type]
@@ -65,7 +65,7 @@ def parse_range(raw: str) -> ChannelWindow:
 def parse_numbers(name: str, raw: str, count: int, meaning: str) -> list[float]:
     """Exactly `count` comma-separated decimal numbers."""
     parts = raw.split(",")
-    if len(parts) != count or not all(_NUMBER.match(p.strip()) for p in parts):
+    if len(parts) != count or not all(_NUMBER.fullmatch(p) for p in parts):
         raise InvalidRequest(f"{name} must be {count} comma-separated numbers {meaning}; got {raw!r}")
     return [float(p) for p in parts]
 
@@ -207,7 +207,7 @@ def openapi_parameters() -> list[dict[str, Any]]:
 def split_image_id(raw: str) -> tuple[int, list[tuple[str, str]]]:
     """The image id of a path segment, and options written after it with '&' (seed form)."""
     head, _, tail = raw.partition("&")
-    if not _DECIMAL.match(head) or int(head) == 0 or int(head) >= 2**63:
+    if not _DECIMAL.fullmatch(head) or int(head) == 0 or int(head) >= 2**63:
         raise InvalidRequest(f"image id must be a positive integer, got {head!r}")
     return int(head), parse_qsl(tail, keep_blank_values=True) if tail else []
 

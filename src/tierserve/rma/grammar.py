@@ -168,7 +168,7 @@ class _Parser:
     def filter(self, text: str, offset: int) -> Filter:
         field, dollar, rest = text.partition("$")
         field = field.strip()
-        if not _FIELD.match(field):
+        if not _FIELD.fullmatch(field):
             raise self.error(f"invalid field name {field!r}", offset)
         if not dollar:
             return Filter(field, None, (), offset)
@@ -246,15 +246,15 @@ class _Parser:
             if sep and direction.lower() in ("asc", "desc"):
                 field, descending = head.strip(), direction.lower() == "desc"
                 break
-        if not _FIELD.match(field):
+        if not _FIELD.fullmatch(field):
             raise self.error(f"invalid order field {field!r}", offset)
         return OrderItem(field, descending, offset)
 
     def tabular(self, word: str, offset: int) -> TabularColumn:
         parts = word.split()
-        if len(parts) == 3 and parts[1].lower() == "as" and _FIELD.match(parts[0]) and _NAME.fullmatch(parts[2]):
+        if len(parts) == 3 and parts[1].lower() == "as" and _FIELD.fullmatch(parts[0]) and _NAME.fullmatch(parts[2]):
             return TabularColumn(parts[0], parts[2], offset)
-        if len(parts) == 1 and _FIELD.match(parts[0]):
+        if len(parts) == 1 and _FIELD.fullmatch(parts[0]):
             return TabularColumn(parts[0], parts[0].rsplit(".", 1)[-1], offset)
         raise self.error(f"invalid tabular column {word!r}; use 'table.field as name'", offset)
 
@@ -263,7 +263,7 @@ class _Parser:
             raise self.error("expected pipe::list[variable$is'field']", offset)
         variable, sep, rest = text[1:-1].partition("$is")
         value = rest.strip().strip("'\"")
-        if not sep or not _NAME.fullmatch(variable) or not _FIELD.match(value):
+        if not sep or not _NAME.fullmatch(variable) or not _FIELD.fullmatch(value):
             raise self.error("expected pipe::list[variable$is'field']", offset)
         return Pipe(variable, value, offset)
 

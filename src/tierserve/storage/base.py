@@ -12,7 +12,7 @@ _KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 def validate_key(key: str) -> str:
     """Keys are relative, '/'-separated names of [A-Za-z0-9_.-]; no empty, '.' or '..' parts."""
-    if not _KEY.match(key) or any(part in {".", ".."} for part in key.split("/")):
+    if not _KEY.fullmatch(key) or any(part in {".", ".."} for part in key.split("/")):
         raise ValueError(f"invalid store key {key!r}")
     return key
 

@@ -56,7 +56,7 @@ _PARAMETERS = [
 
 
 def _split_resource(resource: str) -> tuple[str, Format]:
-    match = _RESOURCE.match(resource)
+    match = _RESOURCE.fullmatch(resource)
     if not match:
         raise InvalidRequest(f"expected NAME.json, NAME.xml or NAME.csv, got {resource!r}")
     return match.group("name"), match.group("format") or "json"  # type: ignore[return-value]
@@ -146,7 +146,7 @@ def _answer(state: AppState, request: Request, model: str | None, resource: str)
     except TierserveError as exc:
         body, status = render_error(exc.message, fmt), status_for(exc)
     filename = request.query_params.get("filename")
-    if not filename or not _FILENAME.match(filename):
+    if not filename or not _FILENAME.fullmatch(filename):
         filename = f"query.{fmt}"
     headers = {"Content-Disposition": f"inline; filename={filename}", "Cache-Control": "no-cache"}
     return Response(body, status_code=status, media_type=MEDIA_TYPES[fmt], headers=headers)
