@@ -18,6 +18,7 @@ import pyvips
 import uvicorn
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from tests.images import multiscale_pattern, slide_pattern
@@ -25,6 +26,12 @@ from tierserve.api.app import create_app
 from tierserve.cli import run_ingest
 from tierserve.db.models import Base
 from tierserve.settings import Settings
+
+# CI runs the same hypothesis examples every time (a landing must not depend on luck); the long,
+# exploring runs are on demand (python -m bench.fuzz).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 EQUALIZATION = [(0, 923), (0, 987), (0, 4095)]
 SUB_RECT = (200, 150, 1000, 700)
