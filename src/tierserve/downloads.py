@@ -64,11 +64,6 @@ class DownloadJob:
     quality: int
     output: OutputFormat
 
-    @property
-    def output_size(self) -> tuple[int, int]:
-        """Width and height of the produced image, in tier pixels."""
-        return self.spec.plan.output.width, self.spec.plan.output.height
-
 
 def plan_download(record: ImageRecord, options: DownloadOptions, max_output_pixels: int) -> DownloadJob:
     """Choose the layer, apply defaults, plan the read and the channel window.

@@ -31,10 +31,6 @@ class Store(Protocol):
         """
         ...
 
-    def exists(self, key: str) -> bool:
-        """Whether a published file exists at `key`."""
-        ...
-
     def scratch_dir(self) -> Path:
         """A local directory for temporary files of the same filesystem as the store."""
         ...

@@ -22,9 +22,6 @@ class LocalStore:
     def locate(self, key: str) -> str:
         return str(self.root / validate_key(key))
 
-    def exists(self, key: str) -> bool:
-        return (self.root / validate_key(key)).is_file()
-
     def scratch_dir(self) -> Path:
         self._scratch.mkdir(parents=True, exist_ok=True)
         return self._scratch
