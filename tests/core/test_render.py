@@ -95,6 +95,22 @@ def test_quality_zero_is_the_lowest_quality_not_the_default(stored: Stored) -> N
     assert sizes[0] == sizes[1] < sizes[75] / 3
 
 
+def _sampling_factors(jpeg: bytes) -> list[tuple[int, int]]:
+    """(horizontal, vertical) sampling factor of each component, read from the baseline SOF0 header."""
+    sof = jpeg.index(b"\xff\xc0")
+    count = jpeg[sof + 9]
+    factors = jpeg[sof + 11 : sof + 10 + 3 * count : 3]
+    return [(f >> 4, f & 15) for f in factors]
+
+
+@pytest.mark.parametrize("quality", [50, 89, 90, 100])
+def test_chroma_is_subsampled_4_2_0_at_every_quality(stored: Stored, quality: int) -> None:
+    width, height = stored.size
+    plan = plan_read(width, height, level_count(width, height), Window(0, 0, 0, 64, 64))
+    image = render(stored.pyramid, RenderSpec(plan, ChannelWindow.full_scale(12)))
+    assert _sampling_factors(_encode(image, quality)) == [(2, 2), (1, 1), (1, 1)]
+
+
 def test_encoder_stops_when_the_sink_refuses(stored: Stored) -> None:
     width, height = stored.size
     plan = plan_read(width, height, level_count(width, height), Window(0, 0, 0, width, height))

@@ -61,12 +61,13 @@ def _run(save: Callable[[], None], was_aborted: Callable[[], bool]) -> None:
 def encode_jpeg(image: pyvips.Image, quality: int, sink: Sink) -> None:
     """Baseline JPEG at `quality` 0-100 (8-bit, 1 or 3 bands); metadata is not copied.
 
-    libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Chroma is subsampled 4:2:0
-    below quality 90 and kept whole at 90 and above (libvips' rule).
+    libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Chroma is subsampled 4:2:0 at
+    every quality: stored 8-bit tiers already hold 4:2:0 chroma, so 4:4:4 output would carry no more
+    colour detail of a stored tier at about 1.5x the bytes (libvips' own rule keeps 4:4:4 from Q90).
     Raises `EncodeAborted` when the sink refused a chunk, `StorageError` when decoding failed.
     """
     target, aborted = _target(sink)
-    _run(lambda: image.jpegsave_target(target, Q=max(1, quality), keep=0), aborted)
+    _run(lambda: image.jpegsave_target(target, Q=max(1, quality), subsample_mode="on", keep=0), aborted)
 
 
 def encode_png(image: pyvips.Image, _quality: int, sink: Sink) -> None:
