@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tierserve.core.encode import FORMATS, OutputFormat, Sink
+from tierserve.core.encode import FORMATS, ChromaSubsampling, Encoding, OutputFormat, Sink
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec, render
@@ -61,12 +61,14 @@ class DownloadJob:
     image_id: int
     path: str
     spec: RenderSpec
-    quality: int
+    encoding: Encoding
     output: OutputFormat
 
 
-def plan_download(record: ImageRecord, options: DownloadOptions, max_output_pixels: int) -> DownloadJob:
-    """Choose the layer, apply defaults, plan the read and the channel window.
+def plan_download(
+    record: ImageRecord, options: DownloadOptions, max_output_pixels: int, chroma: ChromaSubsampling = "auto"
+) -> DownloadJob:
+    """Choose the layer, apply defaults, plan the read and the channel window; JPEG chroma is `chroma`.
 
     Raises `LayerNotFound`, `InvalidRequest`, `RegionOutsideImage` or `LimitExceeded` (output larger
     than `max_output_pixels` tier pixels) before any file is touched.
@@ -99,7 +101,7 @@ def plan_download(record: ImageRecord, options: DownloadOptions, max_output_pixe
         intensity_channel=FLUORESCENCE_SIGNAL if deep_colour else None,
         native=native,
     )
-    return DownloadJob(record.id, layer.path, spec, options.quality, FORMATS[options.format])
+    return DownloadJob(record.id, layer.path, spec, Encoding(options.quality, chroma), FORMATS[options.format])
 
 
 def channel_window(
@@ -118,7 +120,7 @@ def run_download(job: DownloadJob, store: Store, sink: Sink) -> None:
     location = store.locate(job.path)
     try:
         image = render(PyramidFile(location), job.spec)
-        job.output.encode(image, job.quality, sink)
+        job.output.encode(image, job.encoding, sink)
     except StorageError as exc:
         log.error("image %s: %s (%s)", job.image_id, exc.message, location)
         raise StorageError(f"image {job.image_id}: {exc.message}") from exc

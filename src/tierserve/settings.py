@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_path
 from pydantic import Field
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
         default=200_000_000,
         ge=1,
         description="Largest output image in tier pixels (a whole 180-megapixel section fits).",
+    )
+    jpeg_chroma: Literal["auto", "420"] = Field(
+        default="auto",
+        description="JPEG chroma: auto = 4:2:0 below quality 90, 4:4:4 from 90; 420 = 4:2:0 at every quality.",
     )
     max_query_length: int = Field(default=16384, ge=256, description="Longest accepted query string (bytes).")
     max_queued_renders: int = Field(

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.images import decode_jpeg, expected_region, multiscale_pattern, psnr, window
-from tierserve.core.encode import EncodeAborted, encode_jpeg
+from tierserve.core.encode import ChromaSubsampling, EncodeAborted, Encoding, encode_jpeg
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.tiers import Window, level_count, max_downsample, plan_read
@@ -44,9 +44,9 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
     return Stored(array, PyramidFile(str(path)))
 
 
-def _encode(image: pyvips.Image, quality: int = 100) -> bytes:
+def _encode(image: pyvips.Image, quality: int = 100, chroma: ChromaSubsampling = "auto") -> bytes:
     chunks: list[bytes] = []
-    encode_jpeg(image, quality, lambda chunk: chunks.append(chunk) is None)
+    encode_jpeg(image, Encoding(quality, chroma), lambda chunk: chunks.append(chunk) is None)
     return b"".join(chunks)
 
 
@@ -103,12 +103,17 @@ def _sampling_factors(jpeg: bytes) -> list[tuple[int, int]]:
     return [(f >> 4, f & 15) for f in factors]
 
 
-@pytest.mark.parametrize("quality", [50, 89, 90, 100])
-def test_chroma_is_subsampled_4_2_0_at_every_quality(stored: Stored, quality: int) -> None:
+@pytest.mark.parametrize(
+    ("chroma", "quality", "luma_factors"),
+    [("auto", 89, (2, 2)), ("auto", 90, (1, 1)), ("auto", 100, (1, 1)), ("420", 90, (2, 2)), ("420", 100, (2, 2))],
+)
+def test_chroma_subsampling(
+    stored: Stored, chroma: ChromaSubsampling, quality: int, luma_factors: tuple[int, int]
+) -> None:
     width, height = stored.size
     plan = plan_read(width, height, level_count(width, height), Window(0, 0, 0, 64, 64))
     image = render(stored.pyramid, RenderSpec(plan, ChannelWindow.full_scale(12)))
-    assert _sampling_factors(_encode(image, quality)) == [(2, 2), (1, 1), (1, 1)]
+    assert _sampling_factors(_encode(image, quality, chroma)) == [luma_factors, (1, 1), (1, 1)]
 
 
 def test_encoder_stops_when_the_sink_refuses(stored: Stored) -> None:
@@ -116,7 +121,7 @@ def test_encoder_stops_when_the_sink_refuses(stored: Stored) -> None:
     plan = plan_read(width, height, level_count(width, height), Window(0, 0, 0, width, height))
     image = render(stored.pyramid, RenderSpec(plan, ChannelWindow.full_scale(12)))
     with pytest.raises(EncodeAborted):
-        encode_jpeg(image, 100, lambda chunk: False)
+        encode_jpeg(image, Encoding(), lambda chunk: False)
 
 
 def test_missing_and_corrupt_files_raise_storage_errors(tmp_path: Path, stored: Stored) -> None:

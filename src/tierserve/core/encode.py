@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pyvips
 
@@ -18,6 +19,9 @@ from tierserve.errors import StorageError
 #: A sink takes the next chunk of output and returns False to abort the encode (client gone).
 Sink = Callable[[bytes], bool]
 _FILE_CHUNK = 256 * 1024
+#: JPEG chroma: "auto" subsamples 4:2:0 below quality 90 and keeps 4:4:4 from 90 up (libvips' rule);
+#: "420" subsamples at every quality, as the stored tiers and IIPImage do.
+ChromaSubsampling = Literal["auto", "420"]
 
 
 class EncodeAborted(Exception):
@@ -25,13 +29,21 @@ class EncodeAborted(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Encoding:
+    """How to encode: JPEG `quality` 0-100 and chroma subsampling (PNG and TIFF ignore both)."""
+
+    quality: int = 100
+    chroma: ChromaSubsampling = "auto"
+
+
+@dataclass(frozen=True, slots=True)
 class OutputFormat:
-    """An output encoding: its media type, file extension, and encoder (image, quality, sink)."""
+    """An output encoding: its media type, file extension, and encoder (image, encoding, sink)."""
 
     name: str
     media_type: str
     extension: str
-    encode: Callable[[pyvips.Image, int, Sink], None]
+    encode: Callable[[pyvips.Image, Encoding, Sink], None]
 
 
 def _target(sink: Sink) -> tuple[pyvips.TargetCustom, Callable[[], bool]]:
@@ -58,25 +70,25 @@ def _run(save: Callable[[], None], was_aborted: Callable[[], bool]) -> None:
         raise StorageError("stored pyramid could not be decoded") from exc
 
 
-def encode_jpeg(image: pyvips.Image, quality: int, sink: Sink) -> None:
-    """Baseline JPEG at `quality` 0-100 (8-bit, 1 or 3 bands); metadata is not copied.
+def encode_jpeg(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
+    """Baseline JPEG (8-bit, 1 or 3 bands) at `encoding.quality`; metadata is not copied.
 
-    libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Chroma is subsampled 4:2:0 at
-    every quality: stored 8-bit tiers already hold 4:2:0 chroma, so 4:4:4 output would carry no more
-    colour detail of a stored tier at about 1.5x the bytes (libvips' own rule keeps 4:4:4 from Q90).
+    libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Chroma follows
+    `encoding.chroma` (see `ChromaSubsampling`).
     Raises `EncodeAborted` when the sink refused a chunk, `StorageError` when decoding failed.
     """
     target, aborted = _target(sink)
-    _run(lambda: image.jpegsave_target(target, Q=max(1, quality), subsample_mode="on", keep=0), aborted)
+    subsample = "on" if encoding.chroma == "420" else "auto"
+    _run(lambda: image.jpegsave_target(target, Q=max(1, encoding.quality), subsample_mode=subsample, keep=0), aborted)
 
 
-def encode_png(image: pyvips.Image, _quality: int, sink: Sink) -> None:
+def encode_png(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
     """Lossless PNG of the rendered 8-bit image (quality does not apply)."""
     target, aborted = _target(sink)
     _run(lambda: image.pngsave_target(target, compression=3, keep=0), aborted)
 
 
-def encode_tiff(image: pyvips.Image, _quality: int, sink: Sink) -> None:
+def encode_tiff(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
     """Lossless TIFF (deflate, horizontal predictor) at the image's sample depth, e.g. 16-bit."""
     with tempfile.TemporaryDirectory(prefix="tierserve-") as directory:
         path = Path(directory) / "out.tif"

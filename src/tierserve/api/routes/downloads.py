@@ -37,7 +37,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 def _plan(state: AppState, model: str | None, image_id: int, options: DownloadOptions) -> DownloadJob:
     with state.database.session() as session:
         record = load_image(session, image_id, model)
-    return plan_download(record, options, state.settings.max_output_pixels)
+    return plan_download(record, options, state.settings.max_output_pixels, state.settings.jpeg_chroma)
 
 
 def _register(path: str, model: str | None, summary: str) -> None:
