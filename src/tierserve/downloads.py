@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from tierserve.core.encode import FORMATS, ChromaSubsampling, Encoding, OutputFormat, Sink
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
-from tierserve.core.pyramid import PyramidFile
+from tierserve.core.pyramid import PyramidFile, is_small
 from tierserve.core.render import RenderSpec, render
+from tierserve.core.render_array import render_array
 from tierserve.core.tiers import plan_read, resolve_window
 from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
@@ -116,11 +117,15 @@ def channel_window(
 
 
 def run_download(job: DownloadJob, store: Store, sink: Sink) -> None:
-    """Render and encode `job` into `sink`. Storage failures are re-raised naming the image id."""
+    """Render and encode `job` into `sink`: small JPEG outputs in memory (`core.render_array`), the rest
+    as a libvips stream. Storage failures are re-raised naming the image id."""
     location = store.locate(job.path)
     try:
-        image = render(PyramidFile(location), job.spec)
-        job.output.encode(image, job.encoding, sink)
+        pyramid = PyramidFile(location)
+        if job.output.encode_array is not None and is_small(job.spec.plan.box):
+            job.output.encode_array(render_array(pyramid, job.spec), job.encoding, sink)
+        else:
+            job.output.encode(render(pyramid, job.spec), job.encoding, sink)
     except StorageError as exc:
         log.error("image %s: %s (%s)", job.image_id, exc.message, location)
         raise StorageError(f"image {job.image_id}: {exc.message}") from exc

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import imagecodecs
+import numpy as np
+import numpy.typing as npt
 import pyvips
 
 from tierserve.errors import StorageError
@@ -22,6 +25,8 @@ _FILE_CHUNK = 256 * 1024
 #: JPEG chroma: "auto" subsamples 4:2:0 below quality 90 and keeps 4:4:4 from 90 up (libvips' rule);
 #: "420" subsamples at every quality, as the stored tiers and IIPImage do.
 ChromaSubsampling = Literal["auto", "420"]
+#: Quality from which "auto" keeps chroma whole (libvips' rule).
+_FULL_CHROMA_FROM = 90
 
 
 class EncodeAborted(Exception):
@@ -38,12 +43,14 @@ class Encoding:
 
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
-    """An output encoding: its media type, file extension, and encoder (image, encoding, sink)."""
+    """An output encoding: its media type, file extension, and encoders (image or array, encoding,
+    sink); `encode_array` is None where only libvips encodes the format."""
 
     name: str
     media_type: str
     extension: str
     encode: Callable[[pyvips.Image, Encoding, Sink], None]
+    encode_array: Callable[[npt.NDArray[np.uint8], Encoding, Sink], None] | None = None
 
 
 def _target(sink: Sink) -> tuple[pyvips.TargetCustom, Callable[[], bool]]:
@@ -82,6 +89,15 @@ def encode_jpeg(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
     _run(lambda: image.jpegsave_target(target, Q=max(1, encoding.quality), subsample_mode=subsample, keep=0), aborted)
 
 
+def encode_jpeg_array(pixels: npt.NDArray[np.uint8], encoding: Encoding, sink: Sink) -> None:
+    """`encode_jpeg` for an in-memory (height, width, 3) array, by imagecodecs' libjpeg-turbo (the
+    same library and accurate DCT as libvips): one chunk, no pipeline to set up."""
+    quality = max(1, encoding.quality)
+    subsampling = "420" if encoding.chroma == "420" or quality < _FULL_CHROMA_FROM else "444"
+    if not sink(bytes(imagecodecs.jpeg8_encode(pixels, level=quality, subsampling=subsampling))):
+        raise EncodeAborted()
+
+
 def encode_png(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
     """Lossless PNG of the rendered 8-bit image (quality does not apply)."""
     target, aborted = _target(sink)
@@ -105,7 +121,7 @@ def encode_tiff(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
 
 
 FORMATS: dict[str, OutputFormat] = {
-    "jpeg": OutputFormat("jpeg", "image/jpeg", "jpg", encode_jpeg),
+    "jpeg": OutputFormat("jpeg", "image/jpeg", "jpg", encode_jpeg, encode_jpeg_array),
     "png": OutputFormat("png", "image/png", "png", encode_png),
     "tiff": OutputFormat("tiff", "image/tiff", "tif", encode_tiff),
 }

@@ -1,6 +1,6 @@
 """The render pipeline: one ordered list of steps from a stored pyramid to the output image.
 
-Order: read the planned box of the stored level -> area-average beyond the last stored level ->
+Order: read the planned box of the stored level (`PyramidFile.read`) -> area-average beyond the last stored level ->
 window the channels (``range`` / equalization) -> make 8-bit, 3-band sRGB -> contrast and channel
 weights (``contrast``, ``rgb``) -> ``colormap``.  A step whose option is absent passes the image
 through; with `native` (lossless TIFF output without display options) the samples stay as stored.
@@ -23,7 +23,7 @@ from tierserve.core.windowing import ChannelWindow, window_lut
 
 _LUT_ENTRIES = {"uchar": 256, "ushort": 65536}
 #: Rec. 601 luma, the intensity of an RGB layer for ``colormap``.
-_LUMA = [[0.299, 0.587, 0.114]]
+LUMA = [[0.299, 0.587, 0.114]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +44,6 @@ class RenderSpec:
 
 
 Step = Callable[[pyvips.Image, RenderSpec], pyvips.Image]
-
-
-def read_box(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
-    """Crop the planned box (level pixels) out of the stored level."""
-    box = spec.plan.box
-    return image.crop(box.x, box.y, box.width, box.height)
 
 
 def area_average(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
@@ -102,16 +96,16 @@ def apply_colormap(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
     if spec.intensity_channel is not None:
         intensity = image.extract_band(spec.intensity_channel)
     else:
-        intensity = image.recomb(_LUMA).linear(1.0, 0.5).cast("uchar")  # rounded
+        intensity = image.recomb(LUMA).linear(1.0, 0.5).cast("uchar")  # rounded
     return intensity.maplut(_table(colormap_lut(spec.colormap))).copy(interpretation="srgb")
 
 
-PIPELINE: Sequence[Step] = (read_box, area_average, apply_window, to_rgb8, apply_contrast, apply_colormap)
+PIPELINE: Sequence[Step] = (area_average, apply_window, to_rgb8, apply_contrast, apply_colormap)
 
 
 def render(pyramid: PyramidFile, spec: RenderSpec) -> pyvips.Image:
-    """Run the pipeline on the planned level of `pyramid`; returns a lazy 8-bit RGB image."""
-    image = pyramid.level(spec.plan.level)
+    """Run the pipeline on the planned box of `pyramid`; returns a lazy 8-bit RGB image."""
+    image = pyramid.read(spec.plan.level, spec.plan.box)
     for step in PIPELINE:
         image = step(image, spec)
     return image

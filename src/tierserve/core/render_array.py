@@ -1,0 +1,93 @@
+"""The render pipeline of `core.render`, step for step, on NumPy arrays: the path of small boxes.
+
+A libvips pipeline costs a fixed ~1 ms of CPU to set up and run (thread pool, regions), more than
+decoding and encoding a 256 x 256 tile. Boxes of up to `SMALL_READ_PIXELS` level pixels are
+therefore decoded tile by tile into an array (`core.tiles`, `core.pyramid.is_small`), rendered here and JPEG-encoded by
+imagecodecs. Every step reuses the lookup tables of the libvips steps and rounds as they do;
+tests/core/test_render_array.py checks that both pipelines give identical pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tierserve.core.filters import colormap_lut, contrast_lut
+from tierserve.core.pyramid import PyramidFile
+from tierserve.core.render import LUMA, RenderSpec
+from tierserve.core.windowing import window_lut
+
+Array = npt.NDArray[Any]
+ArrayStep = Callable[[Array, RenderSpec], Array]
+_UINT8_MAX = 255
+_LUMA_WEIGHTS = np.array(LUMA[0], dtype=np.float32).astype(np.float64)
+
+
+def area_average(pixels: Array, spec: RenderSpec) -> Array:
+    """Mean of `shrink` x `shrink` blocks, rounded half to even (the libvips step: float shrink, rint)."""
+    factor = spec.plan.shrink
+    if factor == 1:
+        return pixels
+    height, width, bands = pixels.shape[0] // factor, pixels.shape[1] // factor, pixels.shape[2]
+    blocks = pixels[: height * factor, : width * factor].reshape(height, factor, width, factor, bands)
+    means: Array = np.rint(blocks.mean(axis=(1, 3), dtype=np.float64))
+    return means.astype(pixels.dtype)
+
+
+def apply_window(pixels: Array, spec: RenderSpec) -> Array:
+    """Each channel through its column of the window table (1 band: the red bounds)."""
+    if spec.window is None:
+        return pixels
+    lut = window_lut(spec.window, 256 if pixels.dtype == np.uint8 else 65536)
+    return _per_band(pixels, lut)
+
+
+def to_rgb8(pixels: Array, spec: RenderSpec) -> Array:
+    """Three 8-bit bands: deeper samples clipped to 0-255 (libvips' cast), grey replicated."""
+    if spec.native:
+        return pixels
+    if pixels.dtype != np.uint8:
+        pixels = np.minimum(pixels, _UINT8_MAX).astype(np.uint8)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return pixels
+
+
+def apply_contrast(pixels: Array, spec: RenderSpec) -> Array:
+    """``contrast`` then ``rgb`` weights through one per-channel table."""
+    if spec.contrast is None and spec.weights is None:
+        return pixels
+    return _per_band(pixels, contrast_lut(spec.contrast, spec.weights))
+
+
+def apply_colormap(pixels: Array, spec: RenderSpec) -> Array:
+    """The intensity (signal channel, or luma rounded half up) through the palette."""
+    if spec.colormap is None:
+        return pixels
+    if spec.intensity_channel is not None:
+        intensity = pixels[..., spec.intensity_channel]
+    else:  # libvips: single-precision weights, products summed exactly, a float32 result, + 0.5, truncated
+        luma = (pixels.astype(np.float64) @ _LUMA_WEIGHTS).astype(np.float32) + np.float32(0.5)
+        intensity = luma.astype(np.uint8)
+    return colormap_lut(spec.colormap)[intensity]
+
+
+def _per_band(pixels: Array, lut: npt.NDArray[np.uint8]) -> Array:
+    out = np.empty(pixels.shape, np.uint8)
+    for band in range(pixels.shape[2]):
+        out[..., band] = lut[:, band][pixels[..., band]]
+    return out
+
+
+PIPELINE: Sequence[ArrayStep] = (area_average, apply_window, to_rgb8, apply_contrast, apply_colormap)
+
+
+def render_array(pyramid: PyramidFile, spec: RenderSpec) -> npt.NDArray[np.uint8]:
+    """The output pixels of a small read (`is_small(spec.plan.box)`), shape (height, width, 3)."""
+    pixels = pyramid.read_array(spec.plan.level, spec.plan.box)
+    for step in PIPELINE:
+        pixels = step(pixels, spec)
+    return np.ascontiguousarray(pixels)

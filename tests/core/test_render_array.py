@@ -1,0 +1,112 @@
+"""The NumPy pipeline of small reads gives exactly the pixels of the libvips pipeline, for every option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pyvips
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.images import decode_jpeg, multiscale_pattern, psnr, slide_pattern
+from tierserve.core import render as vips_steps
+from tierserve.core import render_array as array_steps
+from tierserve.core.encode import Encoding, encode_jpeg, encode_jpeg_array
+from tierserve.core.filters import ChannelWeights, Colormap, Contrast
+from tierserve.core.palettes import PALETTES
+from tierserve.core.pyramid import PyramidFile
+from tierserve.core.render import RenderSpec, render
+from tierserve.core.render_array import render_array
+from tierserve.core.tiers import Window, level_count, max_downsample, plan_read
+from tierserve.core.windowing import ChannelWindow
+from tierserve.ingest.pyramid_writer import write_pyramid
+
+SIZE = (900, 600)  # width, height
+BITS = {"rgb8": 8, "grey8": 8, "rgb12": 12, "grey16": 16}
+
+
+@pytest.fixture(scope="module")
+def pyramids(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PyramidFile]:
+    directory = tmp_path_factory.mktemp("render-array")
+    width, height = SIZE
+    arrays = {
+        "rgb8": slide_pattern(height, width, seed=8).astype(np.uint8),
+        "grey8": slide_pattern(height, width, seed=9)[..., 0].astype(np.uint8),
+        "rgb12": multiscale_pattern(height, width, 3, 4095, seed=10).astype(np.uint16),
+        "grey16": multiscale_pattern(height, width, 1, 65535, seed=12)[..., 0].astype(np.uint16),
+    }
+    out = {}
+    for name, array in arrays.items():
+        path = directory / f"{name}.ome.tif"
+        write_pyramid(pyvips.Image.new_from_array(array), path, directory, quality=90)
+        out[name] = PyramidFile(str(path))
+    return out
+
+
+@st.composite
+def specs(draw: st.DrawFn, bits: int, bands: int) -> RenderSpec:
+    width, height = SIZE
+    levels = level_count(width, height)
+    downsample = draw(st.integers(0, max_downsample(width, height)))
+    tier_w, tier_h = width >> downsample, height >> downsample
+    x, y = draw(st.integers(0, tier_w - 1)), draw(st.integers(0, tier_h - 1))
+    w, h = draw(st.integers(1, tier_w - x)), draw(st.integers(1, tier_h - y))
+    plan = plan_read(width, height, levels, Window(downsample, x << downsample, y << downsample, w, h))
+    top = (1 << bits) - 1
+
+    def bound() -> tuple[int, int]:
+        lower = draw(st.integers(0, top - 1))
+        return lower, draw(st.integers(lower + 1, top))
+
+    window = ChannelWindow((bound(), bound(), bound())) if bits > 8 or draw(st.booleans()) else None
+    fraction = st.floats(0, 1)
+    contrast = draw(st.none() | st.builds(Contrast, st.floats(0, 4), st.floats(-1, 1)))
+    weights = draw(st.none() | st.builds(ChannelWeights, fraction, fraction, fraction))
+    colormap = None
+    if draw(st.booleans()):
+        low = draw(st.integers(0, 200))
+        palette = draw(st.sampled_from([pid for pid, _, _ in PALETTES]))
+        colormap = Colormap(draw(fraction), draw(fraction), low, draw(st.integers(low + 1, 255)), palette)
+    channel = draw(st.none() | st.integers(0, 2)) if bands == 3 else None
+    return RenderSpec(plan, window, contrast, weights, colormap, channel)
+
+
+@pytest.mark.parametrize("name", sorted(BITS))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_array_pipeline_equals_libvips_pipeline(
+    pyramids: dict[str, PyramidFile], name: str, data: st.DataObject
+) -> None:
+    spec = data.draw(specs(BITS[name], 1 if name.startswith("grey") else 3))
+    expected = render(pyramids[name], spec).numpy()
+    got = render_array(pyramids[name], spec)
+    assert got.dtype == np.uint8
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected), f"{int(np.abs(got.astype(int) - expected).max())} levels apart"
+
+
+@pytest.mark.parametrize(("quality", "chroma"), [(75, "auto"), (95, "auto"), (95, "420"), (0, "auto")])
+def test_both_jpeg_encoders_agree(pyramids: dict[str, PyramidFile], quality: int, chroma: str) -> None:
+    spec = RenderSpec(plan_read(*SIZE, level_count(*SIZE), Window(0, 100, 50, 300, 200)), None)
+    pixels = render_array(pyramids["rgb8"], spec)
+    encoding = Encoding(quality, chroma)  # type: ignore[arg-type]
+    vips_chunks: list[bytes] = []
+    array_chunks: list[bytes] = []
+    encode_jpeg(render(pyramids["rgb8"], spec), encoding, lambda chunk: vips_chunks.append(chunk) is None)
+    encode_jpeg_array(pixels, encoding, lambda chunk: array_chunks.append(chunk) is None)
+    outputs = [b"".join(vips_chunks), b"".join(array_chunks)]
+    from_vips, from_array = (decode_jpeg(data) for data in outputs)
+    assert from_array.shape == (200, 300, 3)
+    assert psnr(from_array, from_vips.astype(np.int64)) > 45
+    assert abs(len(outputs[0]) - len(outputs[1])) < 0.02 * len(outputs[0])
+
+
+def test_luma_rounds_like_libvips_for_every_rgb_value() -> None:
+    """An identity colour map (opacity 0 over grey 0-255) outputs the rounded luma itself."""
+    values = np.arange(1 << 24, dtype=np.uint32)
+    every = np.stack([values >> 16, (values >> 8) & 255, values & 255], axis=-1).astype(np.uint8).reshape(4096, 4096, 3)
+    plan = plan_read(4096, 4096, 1, Window(0, 0, 0, 4096, 4096))
+    spec = RenderSpec(plan, None, colormap=Colormap(0.0, 0.0, 0, 255, PALETTES[0][0]))
+    image = pyvips.Image.new_from_array(every).copy(interpretation="srgb")
+    expected = vips_steps.apply_colormap(image, spec).numpy()
+    assert np.array_equal(array_steps.apply_colormap(every, spec), expected)

@@ -1,0 +1,95 @@
+"""Small boxes decoded tile by tile equal what libvips reads from the same stored level."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvips
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.images import multiscale_pattern, slide_pattern
+from tierserve.core.pyramid import PyramidFile
+from tierserve.core.tiers import Box, level_count
+from tierserve.core.tiles import tile_index
+from tierserve.errors import StorageError
+from tierserve.ingest.pyramid_writer import write_pyramid
+
+SIZE = (1100, 700)  # width, height: edge tiles are partial at every level
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    directory = tmp_path_factory.mktemp("tiles")
+    width, height = SIZE
+    arrays = {
+        "rgb8": slide_pattern(height, width, seed=5).astype(np.uint8),
+        "grey8": slide_pattern(height, width, seed=6)[..., 1].astype(np.uint8),
+        "rgb12": multiscale_pattern(height, width, 3, 4095, seed=7).astype(np.uint16),
+    }
+    paths = {}
+    for name, array in arrays.items():
+        path = directory / f"{name}.ome.tif"
+        write_pyramid(pyvips.Image.new_from_array(array), path, directory, quality=90)
+        paths[name] = str(path)
+    return paths
+
+
+@st.composite
+def boxes(draw: st.DrawFn) -> tuple[int, Box]:
+    level = draw(st.integers(0, level_count(*SIZE) - 1))
+    width, height = SIZE[0] >> level, SIZE[1] >> level
+    x, y = draw(st.integers(0, width - 1)), draw(st.integers(0, height - 1))
+    return level, Box(x, y, draw(st.integers(1, width - x)), draw(st.integers(1, height - y)))
+
+
+@pytest.mark.parametrize("name", ["rgb8", "grey8", "rgb12"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(box=boxes())
+def test_decoded_tiles_equal_the_libvips_read(files: dict[str, str], name: str, box: tuple[int, Box]) -> None:
+    level, b = box
+    pyramid = PyramidFile(files[name])
+    got = pyramid.read(level, b)
+    expected = pyramid.level(level).crop(b.x, b.y, b.width, b.height)
+    assert (got.width, got.height, got.bands, got.format) == (b.width, b.height, expected.bands, expected.format)
+    assert got.interpretation == expected.interpretation
+    assert np.array_equal(got.numpy(), expected.numpy())
+
+
+def test_a_replaced_file_is_read_anew(files: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "layer.ome.tif"
+    shutil.copy(files["rgb8"], path)
+    box = Box(100, 100, 50, 40)
+    first = PyramidFile(str(path)).read(0, box).numpy()
+    replacement = tmp_path / "replacement.ome.tif"
+    shutil.copy(files["grey8"], replacement)
+    replacement.replace(path)  # how the store publishes: a new inode under the same name
+    second = PyramidFile(str(path)).read(0, box).numpy()
+    assert first.shape == (40, 50, 3)
+    assert second.shape == (40, 50)
+    assert tile_index(str(path)).levels[0].bands == 1
+
+
+def test_truncated_tiles_raise_storage_error(files: dict[str, str], tmp_path: Path) -> None:
+    data = Path(files["rgb8"]).read_bytes()
+    index = tile_index(files["rgb8"])
+    last = index.levels[0]
+    cut = max(last.offsets) + 10  # the directories stay whole, the last tile of level 0 does not
+    path = tmp_path / "cut.ome.tif"
+    path.write_bytes(data[:cut])
+    last_tile = last.offsets.index(max(last.offsets))
+    row, col = divmod(last_tile, last.columns)
+    with pytest.raises(StorageError, match="truncated"):
+        PyramidFile(str(path)).read(0, Box(col * 256, row * 256, 10, 10))
+
+
+def test_unreadable_files_raise_storage_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.ome.tif"
+    garbage.write_bytes(b"II*\x00" + bytes(100))
+    with pytest.raises(StorageError, match="cannot be opened"):
+        tile_index(str(garbage))
+    with pytest.raises(StorageError, match="missing"):
+        tile_index(str(tmp_path / "absent.ome.tif"))
