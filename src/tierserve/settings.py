@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         default="auto",
         description="JPEG chroma: auto = 4:2:0 below quality 90, 4:4:4 from 90; 420 = 4:2:0 at every quality.",
     )
+    record_cache_seconds: float = Field(
+        default=60.0, ge=0, description="Seconds a worker reuses an image's database record (0: always query)."
+    )
     max_query_length: int = Field(default=16384, ge=256, description="Longest accepted query string (bytes).")
     max_queued_renders: int = Field(
         default=64, ge=0, description="Renders that may wait for a free render thread before 503s."

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tierserve.api.streaming import Renderer
 from tierserve.db.database import Database
+from tierserve.db.repository import ImageRecords
 from tierserve.settings import Settings
 from tierserve.storage import LocalStore, Store
 
@@ -14,14 +15,17 @@ from tierserve.storage import LocalStore, Store
 class AppState:
     settings: Settings
     database: Database
+    images: ImageRecords
     store: Store
     renderer: Renderer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
+        database = Database(settings.resolved_database_url)
         return cls(
             settings=settings,
-            database=Database(settings.resolved_database_url),
+            database=database,
+            images=ImageRecords(database, settings.record_cache_seconds),
             store=LocalStore(settings.store_dir),
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
