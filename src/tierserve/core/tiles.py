@@ -41,8 +41,8 @@ class LevelTiles:
     tile_height: int
     bands: int
     dtype: np.dtype[Any]
-    offsets: tuple[int, ...]
-    byte_counts: tuple[int, ...]
+    offsets: npt.NDArray[np.int64]
+    byte_counts: npt.NDArray[np.int64]
     jpeg_tables: bytes | None
     decode: Decoder
 
@@ -78,8 +78,8 @@ class TileIndex:
         return canvas[top : top + box.height, left : left + box.width]
 
     def _tile(self, tiles: LevelTiles, index: int) -> npt.NDArray[Any]:
-        size = tiles.byte_counts[index]
-        data = os.pread(self._fd, size, tiles.offsets[index])
+        size = int(tiles.byte_counts[index])
+        data = os.pread(self._fd, size, int(tiles.offsets[index]))
         if len(data) != size:
             raise StorageError("stored pyramid is truncated")
         try:
@@ -104,8 +104,8 @@ def _level_tiles(page: Any) -> LevelTiles:
         tile_height=page.tilelength,
         bands=page.samplesperpixel,
         dtype=page.dtype,
-        offsets=tuple(page.dataoffsets),
-        byte_counts=tuple(page.databytecounts),
+        offsets=np.asarray(page.dataoffsets, dtype=np.int64),
+        byte_counts=np.asarray(page.databytecounts, dtype=np.int64),
         jpeg_tables=page.jpegtables,
         decode=page.decode,
     )

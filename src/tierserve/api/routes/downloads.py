@@ -11,7 +11,6 @@ from starlette.responses import Response
 from tierserve.api.params import openapi_parameters, parse_options, split_image_id
 from tierserve.api.state import AppState
 from tierserve.core.encode import Sink
-from tierserve.db.repository import load_image
 from tierserve.downloads import DownloadJob, DownloadOptions, plan_download, run_download
 
 router = APIRouter(tags=["image download"])
@@ -35,8 +34,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def _plan(state: AppState, model: str | None, image_id: int, options: DownloadOptions) -> DownloadJob:
-    with state.database.session() as session:
-        record = load_image(session, image_id, model)
+    record = state.images.get(image_id, model)
     return plan_download(record, options, state.settings.max_output_pixels, state.settings.jpeg_chroma)
 
 
