@@ -102,6 +102,7 @@ def _serve(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         log_level="info",
+        access_log=settings.access_log,
     )
 
 

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port of the HTTP server.")
     workers: int = Field(default=1, ge=1, le=256, description="uvicorn worker processes.")
+    access_log: bool = Field(
+        default=True, description="Log every request (uvicorn's access log; off behind a proxy that logs)."
+    )
     render_threads: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
     )
