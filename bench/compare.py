@@ -1,0 +1,277 @@
+"""tierserve against IIPImage on the same pyramid files, and both against the codec floor.
+
+    sudo bash bench/iipimage/install.sh          # once: iipimage-server, lighttpd, spawn-fcgi, wrk
+    python -m bench.compare                        # builds or reuses /var/tmp/tierserve-bench
+
+Builds (or reuses) the benchmark collection (bench/collection.py), starts `tierserve serve` and
+IIPImage with the same number of worker processes on loopback, and drives both with wrk (one thread,
+1/4/16 keep-alive connections) over the same random request paths, alternating tierserve, IIPImage,
+tierserve, IIPImage so that drift hits both. Every JPEG is baseline with 4:2:0 chroma on both sides
+(tierserve runs with TIERSERVE_JPEG_CHROMA=420; IIPImage always subsamples). IIPImage's tile cache is
+off (tierserve has none), so both decode every tile a request touches.
+
+Prints one table (req/s, p50/p99 ms per server, throughput ratio, bytes per response, CPU ms per
+request, and tierserve's CPU over the single-thread codec floor), then the whole-image stream
+(workload 5), and writes the same as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pyvips
+
+from bench import collection, floor, wrk
+from bench.common import write_results
+from bench.servers import IIPImage, Server, TierServe, iipimage_installed, peak_rss_mib, reset_peak_rss
+from bench.workloads import BenchImage, Request, Workload, standard_workloads
+
+PATHS_PER_WORKLOAD = 5000
+FLOOR_SAMPLES = 30
+
+
+def main() -> None:
+    args = _arguments()
+    if not iipimage_installed():
+        raise SystemExit("IIPImage, lighttpd, spawn-fcgi or wrk missing: run `sudo bash bench/iipimage/install.sh`")
+    images = collection.ensure(args.data_dir)
+    store = args.data_dir / "store"
+    workloads = [w for w in standard_workloads(**images) if not args.only or w.key in args.only]
+    requests = {w.key: _requests(w) for w in workloads}
+    _warm_page_cache(store, images.values())
+    results: dict[str, Any] = {"machine": _machine(args), "workloads": {}}
+
+    print("codec floor (single thread, decode the tiles touched + encode):", flush=True)
+    floors = {
+        w.key: floor.floor_ms(store / requests[w.key][0].image.store_key, requests[w.key][:FLOOR_SAMPLES])
+        for w in workloads
+        if w.floor
+    }
+    for key, value in floors.items():
+        print(f"  {key:24} {value['cpu_ms']:8.2f} ms  {value['bytes']:>9} bytes", flush=True)
+
+    settings = {"TIERSERVE_JPEG_CHROMA": "420", "TIERSERVE_ACCESS_LOG": "false", **dict(args.tierserve_env)}
+    tierserve = TierServe(args.data_dir, args.workers, settings)
+    iipimage = IIPImage(collection.iipimage_folder(args.data_dir), args.workers, max(i.width for i in images.values()))
+    servers = [tierserve.server, iipimage.server]
+    print(_HEADER, flush=True)
+    try:
+        for workload in workloads:
+            active = servers if workload.iipimage else servers[:1]
+            paths = {s.name: [_path(s, r) for r in requests[workload.key]] for s in active}
+            sizes = {s.name: _check(s, requests[workload.key][:5]) for s in active}
+            rows = {}
+            for connections in args.connections:
+                runs: dict[str, list[tuple[dict[str, float], float]]] = {s.name: [] for s in active}
+                for server in active:
+                    wrk.run(server.base_url, paths[server.name], connections, args.warmup)
+                for _ in range(args.rounds):
+                    for server in active:
+                        before = server.cpu()
+                        summary = wrk.run(server.base_url, paths[server.name], connections, args.seconds)
+                        runs[server.name].append((summary, server.cpu() - before))
+                rows[connections] = _row(runs, sizes, floors.get(workload.key))
+                print(_format_row(workload.key, connections, rows[connections], floors.get(workload.key)), flush=True)
+            results["workloads"][workload.key] = {
+                "title": workload.title,
+                "floor": floors.get(workload.key),
+                "by_connections": rows,
+            }
+        if not args.only or "5-whole-full-res" in args.only:
+            results["workloads"]["5-whole-full-res"] = _full_resolution(images["large"], store, servers, args.full_runs)
+    finally:
+        tierserve.stop()
+        iipimage.stop()
+    _print_table(results)
+    print(f"written {write_results('compare', results)}")
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("/var/tmp/tierserve-bench"),
+        help="benchmark collection (IIPImage runs as www-data: every folder on the path must be world-readable)",
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes of each server")
+    parser.add_argument("--connections", type=lambda s: [int(c) for c in s.split(",")], default=[1, 4, 16])
+    parser.add_argument("--seconds", type=int, default=10, help="length of one measured wrk run")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured wrk run per server before each concurrency")
+    parser.add_argument("--rounds", type=int, default=2, help="A B alternations per workload and concurrency")
+    parser.add_argument("--full-runs", type=int, default=3, help="whole full-resolution images per server")
+    parser.add_argument(
+        "--tierserve-env",
+        type=lambda s: tuple(s.split("=", 1)),
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of tierserve, e.g. TIERSERVE_RENDER_THREADS=2 (repeatable)",
+    )
+    parser.add_argument("--only", nargs="*", default=[], help="workload keys to run (default: all)")
+    return parser.parse_args()
+
+
+def _requests(workload: Workload) -> list[Request]:
+    rng = random.Random(workload.key)
+    return [workload.make(rng) for _ in range(PATHS_PER_WORKLOAD)]
+
+
+def _path(server: Server, request: Request) -> str:
+    return request.tierserve_path() if server.name == "tierserve" else request.iipimage_path()
+
+
+def _warm_page_cache(store: Path, images: Any) -> None:
+    for image in images:
+        with (store / image.store_key).open("rb") as handle:
+            while handle.read(1 << 24):
+                pass
+
+
+def _check(server: Server, requests: list[Request]) -> int:
+    """Ask for `requests` once, check status and decoded size; return the median body size."""
+    sizes = []
+    with httpx2.Client(base_url=server.base_url, timeout=120) as client:
+        for request in requests:
+            response = client.get(_path(server, request))
+            if response.status_code != 200:
+                raise SystemExit(
+                    f"{server.name}: {response.status_code} for {_path(server, request)}: {response.text[:200]}"
+                )
+            image = pyvips.Image.new_from_buffer(response.content, "")
+            if (image.width, image.height) != request.output_size:
+                raise SystemExit(
+                    f"{server.name}: {image.width}x{image.height} for {_path(server, request)}, "
+                    f"expected {request.output_size}"
+                )
+            sizes.append(len(response.content))
+    return int(statistics.median(sizes))
+
+
+def _row(
+    runs: dict[str, list[tuple[dict[str, float], float]]], sizes: dict[str, int], floor_value: dict[str, float] | None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name, measured in runs.items():
+        requests = sum(s["requests"] for s, _ in measured)
+        seconds = sum(s["duration_us"] for s, _ in measured) / 1e6
+        cpu = sum(c for _, c in measured)
+        row[name] = {
+            "rps": round(requests / seconds, 1),
+            "p50_ms": round(statistics.median(s["p50_us"] for s, _ in measured) / 1000, 2),
+            "p99_ms": round(statistics.median(s["p99_us"] for s, _ in measured) / 1000, 2),
+            "errors": int(
+                sum(s["status_errors"] + s["read_errors"] + s["timeouts"] + s["connect_errors"] for s, _ in measured)
+            ),
+            "bytes": sizes[name],
+            "cpu_ms_per_request": round(cpu * 1000 / max(1, requests), 2),
+            "runs_rps": [round(s["rps"], 1) for s, _ in measured],
+        }
+    if "iipimage" in row:
+        row["ratio"] = round(row["tierserve"]["rps"] / row["iipimage"]["rps"], 2)
+    if floor_value is not None:
+        row["tierserve"]["cpu_over_floor"] = round(row["tierserve"]["cpu_ms_per_request"] / floor_value["cpu_ms"], 2)
+    return row
+
+
+def _full_resolution(image: BenchImage, store: Path, servers: list[Server], runs: int) -> dict[str, Any]:
+    """Workload 5: the whole image at full resolution, Q75, one request at a time, alternating servers."""
+    request = Request(image, 0, 75)
+    print(f"workload 5: whole {image.width}x{image.height} image at Q75, {runs} runs per server", flush=True)
+    samples: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
+    peaks: dict[str, float] = {}
+    for server in servers:
+        reset_peak_rss(server.workers)
+    for _ in range(runs):
+        for server in servers:
+            samples[server.name].append(_stream(server.base_url + _path(server, request)))
+    for server in servers:
+        peaks[server.name] = peak_rss_mib(server.workers)
+    floor_value = floor.floor_ms(store / image.store_key, [request])
+    out: dict[str, Any] = {
+        "title": f"whole image {image.width}x{image.height}, full resolution, Q75",
+        "floor": floor_value,
+    }
+    for name, measured in samples.items():
+        out[name] = {
+            "first_byte_ms": round(statistics.median(m["first_byte"] for m in measured) * 1000, 1),
+            "total_ms": round(statistics.median(m["total"] for m in measured) * 1000, 1),
+            "bytes": int(statistics.median(m["bytes"] for m in measured)),
+            "peak_worker_rss_mib": peaks[name],
+        }
+        out[name]["total_over_floor"] = round(out[name]["total_ms"] / floor_value["cpu_ms"], 2)
+    return out
+
+
+def _stream(url: str) -> dict[str, float]:
+    started = time.perf_counter()
+    first, size = 0.0, 0
+    with httpx2.stream("GET", url, timeout=300) as response:
+        response.raise_for_status()
+        for chunk in response.iter_raw():
+            first = first or time.perf_counter() - started
+            size += len(chunk)
+    return {"first_byte": first, "total": time.perf_counter() - started, "bytes": size}
+
+
+def _machine(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "libvips": f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}",
+        "workers_per_server": args.workers,
+        "seconds_per_run": args.seconds,
+        "rounds": args.rounds,
+    }
+
+
+_HEADER = (
+    f"{'workload':24} {'c':>3} | {'tierserve r/s':>13} {'p50':>7} {'p99':>7} |"
+    f" {'IIPImage r/s':>12} {'p50':>7} {'p99':>7} |"
+    f" {'ratio':>5} | {'bytes ts/iip':>17} | {'CPU ms ts/iip':>13} | {'floor':>6} {'ts/fl':>5}"
+)
+
+
+def _format_row(key: str, connections: int, row: dict[str, Any], floor_value: dict[str, float] | None) -> str:
+    ts, iip = row["tierserve"], row.get("iipimage")
+    iip_cells = f"{iip['rps']:>12} {iip['p50_ms']:>7} {iip['p99_ms']:>7}" if iip else f"{'-':>12} {'-':>7} {'-':>7}"
+    ratio = f"{row['ratio']:>5}" if iip else f"{'-':>5}"
+    size = f"{ts['bytes']}/{iip['bytes']}" if iip else f"{ts['bytes']}"
+    cpu = f"{ts['cpu_ms_per_request']}/{iip['cpu_ms_per_request']}" if iip else f"{ts['cpu_ms_per_request']}"
+    floors = f"{floor_value['cpu_ms']:>6} {ts['cpu_over_floor']:>5}" if floor_value else f"{'-':>6} {'-':>5}"
+    return (
+        f"{key:24} {connections:>3} | {ts['rps']:>13} {ts['p50_ms']:>7} {ts['p99_ms']:>7} | {iip_cells} | {ratio} |"
+        f" {size:>17} | {cpu:>13} | {floors}"
+    )
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    print()
+    print(_HEADER)
+    for key, workload in results["workloads"].items():
+        for connections, row in workload.get("by_connections", {}).items():
+            print(_format_row(key, connections, row, workload["floor"]))
+    full = results["workloads"].get("5-whole-full-res")
+    if full:
+        print(f"\n{full['title']} (floor: decode + encode {full['floor']['cpu_ms']} ms single thread)")
+        for name in ("tierserve", "iipimage"):
+            row = full[name]
+            print(
+                f"  {name:10} first byte {row['first_byte_ms']} ms, total {row['total_ms']} ms "
+                f"({row['total_over_floor']}x floor), {row['bytes']} bytes, "
+                f"peak worker RSS {row['peak_worker_rss_mib']} MiB"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The codec floor of a request: decode exactly the stored tiles it touches, assemble, and encode the output.
+
+Single thread, libjpeg-turbo / zlib through imagecodecs (the same libraries as libvips), no HTTP, no
+database, files already open: what any server must at least spend on the request. Non-stored tiers add
+the 2^k x 2^k area average, `range` adds one lookup table per channel (NumPy).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from functools import cache
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import numpy.typing as npt
+import tifffile
+
+from bench.workloads import TILE, Request
+
+
+@cache
+def _pages(path: Path) -> tuple[list[tifffile.TiffPage], int]:
+    """Level pages of a stored pyramid (level 0 and its SubIFDs) and an open file descriptor."""
+    tif = tifffile.TiffFile(path)
+    levels = tif.series[0].levels
+    return [level.pages[0] for level in levels], os.open(path, os.O_RDONLY)
+
+
+def render(path: Path, request: Request) -> npt.NDArray[np.uint8]:
+    """The request's output pixels, decoded from exactly the tiles that hold them."""
+    pages, fd = _pages(path)
+    level = min(request.downsample, len(pages) - 1)
+    page = pages[level]
+    factor = 1 << (request.downsample - level)
+    out_width, out_height = request.output_size
+    x0, y0 = request.left >> level, request.top >> level
+    width, height = out_width * factor, out_height * factor
+    columns = -(-page.shape[1] // TILE)
+    bands = page.samplesperpixel
+    first_col, first_row = x0 // TILE, y0 // TILE
+    last_col, last_row = (x0 + width - 1) // TILE, (y0 + height - 1) // TILE
+    canvas = np.empty(((last_row - first_row + 1) * TILE, (last_col - first_col + 1) * TILE, bands), page.dtype)
+    for row in range(first_row, last_row + 1):
+        for col in range(first_col, last_col + 1):
+            index = row * columns + col
+            data = os.pread(fd, page.databytecounts[index], page.dataoffsets[index])
+            tile, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
+            y, x = (row - first_row) * TILE, (col - first_col) * TILE
+            canvas[y : y + TILE, x : x + TILE] = tile.reshape(TILE, TILE, bands)
+    oy, ox = y0 - first_row * TILE, x0 - first_col * TILE
+    pixels = canvas[oy : oy + height, ox : ox + width]
+    if factor > 1:
+        pixels = pixels.reshape(out_height, factor, out_width, factor, bands).mean(axis=(1, 3))
+        pixels = np.rint(pixels).astype(page.dtype)
+    if request.range is not None:
+        pixels = _window(pixels, request.range)
+    return np.ascontiguousarray(pixels, dtype=np.uint8)
+
+
+def _window(pixels: npt.NDArray[np.generic], bounds: tuple[int, ...]) -> npt.NDArray[np.uint8]:
+    """Map each channel's [lower, upper] onto 0-255 through a lookup table, as `range` does."""
+    out = np.empty(pixels.shape, np.uint8)
+    for band in range(pixels.shape[2]):
+        out[..., band] = _lut(bounds[2 * band], bounds[2 * band + 1])[pixels[..., band]]
+    return out
+
+
+@cache
+def _lut(lower: int, upper: int) -> npt.NDArray[np.uint8]:
+    """floor((v - lower) * 255 / (upper - lower) + 0.5) clipped to 0-255, for every 16-bit v."""
+    values = np.arange(65536, dtype=np.float64)
+    return np.clip(np.floor((values - lower) * 255 / max(1, upper - lower) + 0.5), 0, 255).astype(np.uint8)
+
+
+def encode(pixels: npt.NDArray[np.uint8], quality: int) -> bytes:
+    """Baseline JPEG with 4:2:0 chroma, like both servers' output in the benchmark."""
+    return bytes(imagecodecs.jpeg8_encode(pixels, level=quality, subsampling="420"))
+
+
+def floor_ms(path: Path, requests: list[Request]) -> dict[str, float]:
+    """Median CPU milliseconds of decode + encode over `requests` (after one warm-up), and output bytes."""
+    render(path, requests[0])
+    cpu, size = [], []
+    for request in requests:
+        started = time.thread_time()
+        data = encode(render(path, request), request.quality)
+        cpu.append(time.thread_time() - started)
+        size.append(len(data))
+    return {"cpu_ms": round(statistics.median(cpu) * 1000, 2), "bytes": int(statistics.median(size))}
