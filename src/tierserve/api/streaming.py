@@ -89,7 +89,8 @@ class ChunkChannel:
         """The next chunk; None at the end; re-raises the producer's error; `Unavailable` when the
         deadline passes while waiting."""
         try:
-            item = await asyncio.wait_for(self._queue.get(), max(0.0, self.deadline - time.monotonic()))
+            async with asyncio.timeout_at(self._loop_deadline()):
+                item = await self._queue.get()
         except TimeoutError:
             self.close()
             raise _deadline_error(self.deadline) from None
@@ -100,6 +101,10 @@ class ChunkChannel:
         self._space.release()
         assert isinstance(item, bytes)
         return item
+
+    def _loop_deadline(self) -> float:
+        """The deadline (time.monotonic) on the event loop's clock."""
+        return self._loop.time() + self.deadline - time.monotonic()
 
     def close(self) -> None:
         """Tell the producer to stop (the client went away or the response ended)."""
@@ -130,7 +135,8 @@ class RenderGate:
             )
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # no task per call, unlike wait_for
+                await self._slots.acquire()
         except TimeoutError:
             raise Unavailable(
                 f"no render thread became free within queue_timeout={self.timeout:g} s",
