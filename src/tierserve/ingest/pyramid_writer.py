@@ -5,7 +5,9 @@ Level 0 is streamed from the source into an uncompressed scratch TIFF; each furt
 file so that every level is the exact mean of its full-resolution block, rounded once.  tifffile
 then writes level 0 as the main image and levels 1.. as its SubIFDs, 256x256 tiles, pulling one
 strip of 256 rows at a time: 8-bit layers as JPEG tiles (YCbCr 4:2:0 for RGB), deeper layers
-lossless (deflate with horizontal predictor, which libtiff everywhere reads).
+lossless (deflate with horizontal predictor, which libtiff everywhere reads). Finally copies of the
+SubIFD directories are chained after level 0 (`ifd_chain`), so that IIPImage and OpenSlide, which
+read page pyramids, serve the same file and tiles.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pyvips
 import tifffile
 
 from tierserve.core.tiers import level_count
+from tierserve.ingest.ifd_chain import chain_levels
 
 TILE = 256
 #: Bytes of raw tiles handed to the encoder threads at a time (bounds ingest memory).
@@ -78,6 +81,7 @@ def write_pyramid(
                     maxworkers=os.cpu_count() or 1,
                     buffersize=_ENCODE_BUFFER,
                 )
+    chain_levels(destination)
     return PyramidInfo(
         width=image.width,
         height=image.height,
