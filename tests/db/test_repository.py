@@ -88,3 +88,15 @@ def test_least_recently_used_records_are_dropped_beyond_size(db: CountingDatabas
     assert db.statements == queries
     images.get(2001)
     assert db.statements > queries
+
+
+def test_remembered_never_queries(db: CountingDatabase) -> None:
+    images = ImageRecords(db.database, max_age=60)
+    assert images.remembered(2001) is None
+    assert db.statements == 0
+    record = images.get(2001)
+    queries = db.statements
+    assert images.remembered(2001, "SectionImage") == record
+    with pytest.raises(ImageNotFound, match="that id belongs to the SectionImage model"):
+        images.remembered(2001, "AtlasImage")
+    assert db.statements == queries

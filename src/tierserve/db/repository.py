@@ -74,14 +74,22 @@ class ImageRecords:
         self._records: OrderedDict[int, tuple[float, ImageRecord]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, image_id: int, model: str | None = None) -> ImageRecord:
-        """Like `load_image`; raises `ImageNotFound`."""
-        now = time.monotonic()
+    def remembered(self, image_id: int, model: str | None = None) -> ImageRecord | None:
+        """The record if it is remembered and fresh, else None; never queries (safe on an event loop).
+        Raises `ImageNotFound` when the remembered image is of another model."""
         with self._lock:
             cached = self._records.get(image_id)
-            if cached is not None and now - cached[0] < self._max_age:
-                self._records.move_to_end(image_id)
-                return _of_model(cached[1], image_id, model)
+            if cached is None or time.monotonic() - cached[0] >= self._max_age:
+                return None
+            self._records.move_to_end(image_id)
+        return _of_model(cached[1], image_id, model)
+
+    def get(self, image_id: int, model: str | None = None) -> ImageRecord:
+        """Like `load_image`; raises `ImageNotFound`."""
+        record = self.remembered(image_id, model)
+        if record is not None:
+            return record
+        now = time.monotonic()
         with self._database.session() as session:
             record = _fetch(session, image_id)
         if record is not None and self._max_age > 0:

@@ -33,8 +33,12 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _plan(state: AppState, model: str | None, image_id: int, options: DownloadOptions) -> DownloadJob:
-    record = state.images.get(image_id, model)
+async def _plan(state: AppState, model: str | None, image_id: int, options: DownloadOptions) -> DownloadJob:
+    """Validate the request against the image record: remembered ones at once, others from the
+    database on a worker thread."""
+    record = state.images.remembered(image_id, model)
+    if record is None:
+        record = await run_in_threadpool(state.images.get, image_id, model)
     return plan_download(record, options, state.settings.max_output_pixels, state.settings.jpeg_chroma)
 
 
@@ -43,7 +47,7 @@ def _register(path: str, model: str | None, summary: str) -> None:
         identifier, extra = split_image_id(image_id)
         options = parse_options([*extra, *request.query_params.multi_items()])
         state: AppState = request.app.state.tierserve
-        job = await run_in_threadpool(_plan, state, model, identifier, options)
+        job = await _plan(state, model, identifier, options)
 
         def render(sink: Sink) -> None:
             run_download(job, state.store, sink)
