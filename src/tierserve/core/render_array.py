@@ -27,13 +27,23 @@ _LUMA_WEIGHTS = np.array(LUMA[0], dtype=np.float32).astype(np.float64)
 
 
 def area_average(pixels: Array, spec: RenderSpec) -> Array:
-    """Mean of `shrink` x `shrink` blocks, rounded half to even (the libvips step: float shrink, rint)."""
+    """Mean of `shrink` x `shrink` blocks, rounded half to even (the libvips step: float shrink, rint).
+
+    Sums strided slices in integers (exact; 2 x shrink additions of contiguous-row arrays, several
+    times faster than a mean over reshaped axes), then divides once.
+    """
     factor = spec.plan.shrink
     if factor == 1:
         return pixels
-    height, width, bands = pixels.shape[0] // factor, pixels.shape[1] // factor, pixels.shape[2]
-    blocks = pixels[: height * factor, : width * factor].reshape(height, factor, width, factor, bands)
-    means: Array = np.rint(blocks.mean(axis=(1, 3), dtype=np.float64))
+    height, width = pixels.shape[0] // factor, pixels.shape[1] // factor
+    whole = pixels[: height * factor, : width * factor]
+    columns = whole[:, 0::factor].astype(np.uint32 if pixels.dtype == np.uint8 else np.uint64)
+    for offset in range(1, factor):
+        columns += whole[:, offset::factor]
+    sums = columns[0::factor].copy()
+    for offset in range(1, factor):
+        sums += columns[offset::factor]
+    means: Array = np.rint(sums / (factor * factor))
     return means.astype(pixels.dtype)
 
 
