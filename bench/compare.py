@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -229,10 +230,28 @@ def _machine(args: argparse.Namespace) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "libvips": f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}",
+        "iipimage": _command_output(["dpkg-query", "-W", "-f=${Version}", "iipimage-server"]),
+        "wrk": _command_output(["dpkg-query", "-W", "-f=${Version}", "wrk"]),
+        "commit": _command_output(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"]),
+        "cpu_model": _cpu_model(),
         "workers_per_server": args.workers,
         "seconds_per_run": args.seconds,
         "rounds": args.rounds,
     }
+
+
+def _command_output(command: list[str]) -> str:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 _HEADER = (
