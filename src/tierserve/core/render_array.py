@@ -37,10 +37,10 @@ def area_average(pixels: Array, spec: RenderSpec) -> Array:
         return pixels
     height, width = pixels.shape[0] // factor, pixels.shape[1] // factor
     whole = pixels[: height * factor, : width * factor]
-    columns = whole[:, 0::factor].astype(np.uint32 if pixels.dtype == np.uint8 else np.uint64)
+    columns: Array = whole[:, 0::factor].astype(np.uint32 if pixels.dtype == np.uint8 else np.uint64)
     for offset in range(1, factor):
         columns += whole[:, offset::factor]
-    sums = columns[0::factor].copy()
+    sums: Array = columns[0::factor].copy()
     for offset in range(1, factor):
         sums += columns[offset::factor]
     means: Array = np.rint(sums / (factor * factor))
