@@ -7,9 +7,13 @@ renders and encodes into a sink.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tierserve import __version__
 from tierserve.core.encode import FORMATS, ChromaSubsampling, Encoding, OutputFormat, Sink
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
 from tierserve.core.pyramid import PyramidFile, is_small
@@ -120,12 +124,29 @@ def run_download(job: DownloadJob, store: Store, sink: Sink) -> None:
     """Render and encode `job` into `sink`: small JPEG outputs in memory (`core.render_array`), the rest
     as a libvips stream. Storage failures are re-raised naming the image id."""
     location = store.locate(job.path)
-    try:
+    with _naming_the_image(job, location):
         pyramid = PyramidFile(location)
         if job.output.encode_array is not None and is_small(job.spec.plan.box):
             job.output.encode_array(render_array(pyramid, job.spec), job.encoding, sink)
         else:
             job.output.encode(render(pyramid, job.spec), job.encoding, sink)
+
+
+def entity_tag(job: DownloadJob, store: Store) -> str:
+    """A strong HTTP entity tag of the job's output: a hash of everything that decides the bytes (the
+    planned job, the stored file's version, the tierserve version), computed without reading pixels.
+    Equivalent requests (parameter order, defaults spelt out, jpg/jpeg) plan equal jobs, so they share
+    a tag. Raises `StorageError` naming the image when the stored file is missing."""
+    with _naming_the_image(job, job.path):
+        version = store.version(job.path)
+    planned = (__version__, job.image_id, job.path, version, job.spec, job.encoding, job.output.name)
+    return '"' + hashlib.blake2b(repr(planned).encode(), digest_size=16).hexdigest() + '"'
+
+
+@contextmanager
+def _naming_the_image(job: DownloadJob, location: str) -> Iterator[None]:
+    try:
+        yield
     except StorageError as exc:
         log.error("image %s: %s (%s)", job.image_id, exc.message, location)
         raise StorageError(f"image {job.image_id}: {exc.message}") from exc

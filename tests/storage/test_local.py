@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tierserve.errors import StorageError
 from tierserve.storage import LocalStore, validate_key
 
 
@@ -36,6 +37,19 @@ def test_publish_replaces_an_orphan_atomically(tmp_path: Path) -> None:
         with store.publish("k.tif") as scratch:
             scratch.write_bytes(content)
     assert Path(store.locate("k.tif")).read_bytes() == b"new"
+
+
+def test_version_changes_when_the_file_is_replaced(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    with pytest.raises(StorageError, match="missing"):
+        store.version("k.tif")
+    with store.publish("k.tif") as scratch:
+        scratch.write_bytes(b"old")
+    first = store.version("k.tif")
+    assert store.version("k.tif") == first
+    with store.publish("k.tif") as scratch:
+        scratch.write_bytes(b"new")
+    assert store.version("k.tif") != first
 
 
 def test_clean_scratch_removes_leftovers(tmp_path: Path) -> None:

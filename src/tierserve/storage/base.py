@@ -24,6 +24,16 @@ class Store(Protocol):
         """A location the pyramid reader can open (a local path for the local store)."""
         ...
 
+    def version(self, key: str) -> str:
+        """An opaque token that changes whenever the file at `key` is replaced (cheap: no data read).
+
+        Called on the event loop for every image request (ETags), so it must not block: a remote store
+        answers from metadata it already holds.
+
+        Raises `StorageError` ("stored pyramid is missing") when there is no file at `key`.
+        """
+        ...
+
     def publish(self, key: str) -> AbstractContextManager[Path]:
         """A local scratch path to write; on clean exit it becomes visible at `key` atomically.
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tierserve.errors import StorageError
 from tierserve.storage.base import validate_key
 
 
@@ -21,6 +22,13 @@ class LocalStore:
 
     def locate(self, key: str) -> str:
         return str(self.root / validate_key(key))
+
+    def version(self, key: str) -> str:
+        try:
+            stat = (self.root / validate_key(key)).stat()
+        except FileNotFoundError as exc:
+            raise StorageError("stored pyramid is missing") from exc
+        return f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
     def scratch_dir(self) -> Path:
         self._scratch.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from tierserve.api.conditional import none_match
 from tierserve.api.params import openapi_parameters, parse_options, split_image_id
 from tierserve.api.state import AppState
 from tierserve.core.encode import Sink
-from tierserve.downloads import DownloadJob, DownloadOptions, plan_download, run_download
+from tierserve.downloads import DownloadJob, DownloadOptions, entity_tag, plan_download, run_download
 
 router = APIRouter(tags=["image download"])
 
@@ -22,12 +23,16 @@ ENDPOINTS: tuple[tuple[str, str | None, str], ...] = (
     ("image_download", None, "Any SubImage (SectionImage or AtlasImage) by id."),
 )
 
+#: An image never changes under its id (re-ingesting an id is skipped), so caches may keep answers a day
+#: and revalidate them with If-None-Match against the ETag.
+CACHE_CONTROL = "public, max-age=86400"
 _ID_DESCRIPTION = "Image id (decimal digits). The seed's form `ID&name=value...` is accepted too."
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "content": {"image/jpeg": {}, "image/png": {}, "image/tiff": {}},
         "description": "An 8-bit RGB JPEG (PNG or TIFF with format=png|tiff).",
     },
+    304: {"description": "If-None-Match names the current ETag: the cached image is still valid."},
     400: {"description": "Malformed or out-of-range parameter: {success: false, msg}."},
     404: {"description": "Unknown id or missing layer: {success: false, msg}."},
 }
@@ -49,13 +54,14 @@ def _register(path: str, model: str | None, summary: str) -> None:
         state: AppState = request.app.state.tierserve
         job = await _plan(state, model, identifier, options)
 
+        validators = {"ETag": entity_tag(job, state.store), "Cache-Control": CACHE_CONTROL}
+        if none_match(request.headers.get("if-none-match"), validators["ETag"]):
+            return Response(status_code=304, headers=validators)
+
         def render(sink: Sink) -> None:
             run_download(job, state.store, sink)
 
-        headers = {
-            "Content-Disposition": f"inline; filename={job.image_id}.{job.output.extension}",
-            "Cache-Control": "public, max-age=86400",
-        }
+        headers = {"Content-Disposition": f"inline; filename={job.image_id}.{job.output.extension}", **validators}
         return await state.renderer.respond(render, job.output.media_type, headers)
 
     router.add_api_route(
