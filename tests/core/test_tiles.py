@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,19 @@ def test_decoded_tiles_equal_the_libvips_read(files: dict[str, str], name: str, 
     assert np.array_equal(got.numpy(), expected.numpy())
 
 
+def test_reads_alone_and_side_by_side_agree(files: dict[str, str]) -> None:
+    """A read alone in the process decodes its tile rows on several threads; reads that overlap decode
+    their own tiles. Both give libvips's pixels."""
+    pyramid = PyramidFile(files["rgb12"])
+    boxes = [Box(x, y, 1100 - x - 7 * x // 10, 700 - y - y // 2) for x in range(0, 300, 37) for y in (0, 90, 301)]
+    expected = [pyramid.level(0).crop(b.x, b.y, b.width, b.height).numpy() for b in boxes]
+    alone = [pyramid.read_array(0, b) for b in boxes]
+    with ThreadPoolExecutor(4) as pool:
+        side_by_side = list(pool.map(lambda b: pyramid.read_array(0, b), boxes * 3))
+    for got, want in zip(alone + side_by_side, expected * 4, strict=True):
+        assert np.array_equal(got, want)
+
+
 def test_a_replaced_file_is_read_anew(files: dict[str, str], tmp_path: Path) -> None:
     path = tmp_path / "layer.ome.tif"
     shutil.copy(files["rgb8"], path)
@@ -84,6 +98,8 @@ def test_truncated_tiles_raise_storage_error(files: dict[str, str], tmp_path: Pa
     row, col = divmod(last_tile, last.columns)
     with pytest.raises(StorageError, match="truncated"):
         PyramidFile(str(path)).read(0, Box(col * 256, row * 256, 10, 10))
+    with pytest.raises(StorageError, match="truncated"):  # the same tile among several rows of tiles
+        PyramidFile(str(path)).read(0, Box(0, 0, last.width, last.height))
 
 
 def test_unreadable_files_raise_storage_error(tmp_path: Path) -> None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +66,32 @@ class TileIndex:
             raise StorageError("stored pyramid cannot be opened") from exc
 
     def read(self, level: int, box: Box) -> npt.NDArray[Any]:
-        """The pixels of `box` (level pixels, inside the level) as an (height, width, bands) array."""
+        """The pixels of `box` (level pixels, inside the level) as an (height, width, bands) array.
+
+        Rows of tiles are decoded on several threads while this is the only read in the process
+        (imagecodecs releases the GIL), so that one request alone uses every core; under
+        concurrent reads each decodes its own tiles, which costs the least CPU.
+        """
         tiles = self.levels[level]
         tw, th = tiles.tile_width, tiles.tile_height
         first_col, first_row = box.x // tw, box.y // th
         last_col, last_row = (box.x + box.width - 1) // tw, (box.y + box.height - 1) // th
         shape = ((last_row - first_row + 1) * th, (last_col - first_col + 1) * tw, tiles.bands)
         canvas = np.empty(shape, tiles.dtype)
-        for row in range(first_row, last_row + 1):
+
+        def decode_row(row: int) -> None:
+            y = (row - first_row) * th
             for col in range(first_col, last_col + 1):
-                y, x = (row - first_row) * th, (col - first_col) * tw
+                x = (col - first_col) * tw
                 canvas[y : y + th, x : x + tw] = self._tile(tiles, row * tiles.columns + col)
+
+        rows = range(first_row, last_row + 1)
+        with _reads.enter() as alone:
+            if alone and len(rows) > 1 and _THREADS > 1:
+                list(_pool().map(decode_row, rows))
+            else:
+                for row in rows:
+                    decode_row(row)
         top, left = box.y - first_row * th, box.x - first_col * tw
         return canvas[top : top + box.height, left : left + box.width]
 
@@ -109,6 +127,35 @@ def _level_tiles(page: Any) -> LevelTiles:
         jpeg_tables=page.jpegtables,
         decode=page.decode,
     )
+
+
+class _ReadCounter:
+    """How many tile reads are under way in this process."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def enter(self) -> Iterator[bool]:
+        """Count this read for its duration; yields whether it is the only one."""
+        with self._lock:
+            self._count += 1
+            alone = self._count == 1
+        try:
+            yield alone
+        finally:
+            with self._lock:
+                self._count -= 1
+
+
+_reads = _ReadCounter()
+_THREADS = os.cpu_count() or 1
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_THREADS, thread_name_prefix="tiles")
 
 
 _indexes: OrderedDict[tuple[str, int, int, int], TileIndex] = OrderedDict()
