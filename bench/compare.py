@@ -32,7 +32,7 @@ import pyvips
 
 from bench import collection, floor, wrk
 from bench.common import write_results
-from bench.servers import IIPImage, Server, TierServe, iipimage_installed, peak_rss_mib, reset_peak_rss
+from bench.servers import IIPImage, Server, TierServe, iipimage_installed, memory_mib, reset_peak_rss
 from bench.workloads import BenchImage, Request, Workload, standard_workloads
 
 PATHS_PER_WORKLOAD = 5000
@@ -184,18 +184,20 @@ def _row(
 
 
 def _full_resolution(image: BenchImage, store: Path, servers: list[Server], runs: int) -> dict[str, Any]:
-    """Workload 5: the whole image at full resolution, Q75, one request at a time, alternating servers."""
+    """Workload 5: the whole image at full resolution, Q75, one request at a time, alternating servers.
+
+    Memory per server: the largest worker's peak RSS during the streams, and the largest growth of one
+    worker over what it held resident before them (the heap it kept from the workloads before)."""
     request = Request(image, 0, 75)
     print(f"workload 5: whole {image.width}x{image.height} image at Q75, {runs} runs per server", flush=True)
     samples: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
-    peaks: dict[str, float] = {}
+    before = {s.name: memory_mib(s.workers, "VmRSS") for s in servers}
     for server in servers:
         reset_peak_rss(server.workers)
     for _ in range(runs):
         for server in servers:
             samples[server.name].append(_stream(server.base_url + _path(server, request)))
-    for server in servers:
-        peaks[server.name] = peak_rss_mib(server.workers)
+    peaks = {s.name: memory_mib(s.workers, "VmHWM") for s in servers}
     floor_value = floor.floor_ms(store / image.store_key, [request])
     out: dict[str, Any] = {
         "title": f"whole image {image.width}x{image.height}, full resolution, Q75",
@@ -206,7 +208,9 @@ def _full_resolution(image: BenchImage, store: Path, servers: list[Server], runs
             "first_byte_ms": round(statistics.median(m["first_byte"] for m in measured) * 1000, 1),
             "total_ms": round(statistics.median(m["total"] for m in measured) * 1000, 1),
             "bytes": int(statistics.median(m["bytes"] for m in measured)),
-            "peak_worker_rss_mib": peaks[name],
+            "rss_before_mib": round(max(before[name].values()), 1),
+            "peak_worker_rss_mib": round(max(peaks[name].values()), 1),
+            "peak_growth_mib": round(max(peaks[name][pid] - before[name][pid] for pid in peaks[name]), 1),
         }
         out[name]["total_over_floor"] = round(out[name]["total_ms"] / floor_value["cpu_ms"], 2)
     return out
@@ -288,7 +292,8 @@ def _print_table(results: dict[str, Any]) -> None:
             print(
                 f"  {name:10} first byte {row['first_byte_ms']} ms, total {row['total_ms']} ms "
                 f"({row['total_over_floor']}x floor), {row['bytes']} bytes, "
-                f"peak worker RSS {row['peak_worker_rss_mib']} MiB"
+                f"worker RSS {row['rss_before_mib']} MiB before, peak {row['peak_worker_rss_mib']} MiB "
+                f"(+{row['peak_growth_mib']} MiB)"
             )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench.common import free_port
+from bench.common import free_port, memory_kib
 
 IIPIMAGE_SCRIPTS = Path(__file__).parent / "iipimage"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -52,14 +52,10 @@ def reset_peak_rss(pids: list[int]) -> None:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def peak_rss_mib(pids: list[int]) -> float:
-    """The largest VmHWM among `pids`, MiB: the peak of the busiest single worker process."""
-    peaks = []
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peaks.append(int(line.split()[1]) / 1024)
-    return round(max(peaks), 1)
+def memory_mib(pids: list[int], field: str) -> dict[int, float]:
+    """A /proc/<pid>/status memory field of each of `pids`, MiB: "VmRSS" (resident now) or "VmHWM" (peak
+    resident since start or since `reset_peak_rss`)."""
+    return {pid: memory_kib(pid, field) / 1024 for pid in pids}
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes] | None = None) -> None:
