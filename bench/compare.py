@@ -37,6 +37,9 @@ from bench.workloads import BenchImage, Request, Workload, standard_workloads
 
 PATHS_PER_WORKLOAD = 5000
 FLOOR_SAMPLES = 30
+#: Idle seconds before workload 5, so that both servers start it as a quiet worker would (a tierserve
+#: worker gives freed heap back to the OS after one quiet second, `tierserve.api.heap`).
+SETTLE_SECONDS = 3
 
 
 def main() -> None:
@@ -186,10 +189,11 @@ def _row(
 def _full_resolution(image: BenchImage, store: Path, servers: list[Server], runs: int) -> dict[str, Any]:
     """Workload 5: the whole image at full resolution, Q75, one request at a time, alternating servers.
 
-    Memory per server: the largest worker's peak RSS during the streams, and the largest growth of one
-    worker over what it held resident before them (the heap it kept from the workloads before)."""
+    Memory per server, after `SETTLE_SECONDS` idle: the largest worker's peak RSS during the streams, and
+    the largest growth of one worker over what it held resident before them."""
     request = Request(image, 0, 75)
     print(f"workload 5: whole {image.width}x{image.height} image at Q75, {runs} runs per server", flush=True)
+    time.sleep(SETTLE_SECONDS)
     samples: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
     before = {s.name: memory_mib(s.workers, "VmRSS") for s in servers}
     for server in servers:

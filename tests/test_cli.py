@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -45,25 +48,60 @@ def test_failed_entries_exit_1_and_are_listed(tmp_path: Path) -> None:
     assert "nope.tif does not exist" in " ".join(result.stderr.split())
 
 
-def test_serve_with_workers_reads_environment_settings(collection: Collection) -> None:
+@dataclass
+class Served:
+    """A running `tierserve serve`: its process, its port, and its stderr once it has stopped."""
+
+    process: subprocess.Popen[str]
+    port: int
+    stderr: str = ""
+
+
+@contextmanager
+def serving(collection: Collection, *args: str) -> Iterator[Served]:
+    """`tierserve serve ARGS` on a free port, yielded once /healthz answers; stopped on exit."""
     port = free_port()
     env = {**os.environ, "TIERSERVE_DATA_DIR": str(collection.settings.data_dir), "TIERSERVE_PORT": str(port)}
     env["TIERSERVE_DATABASE_URL"] = collection.settings.resolved_database_url
-    process = subprocess.Popen([*TIERSERVE, "serve", "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True)
+    env.pop("UV_TCP_SINGLE_ACCEPT", None)
+    served = Served(subprocess.Popen([*TIERSERVE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True), port)
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                health = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2).raise_for_status()
                 break
             except httpx2.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
+                if time.monotonic() > deadline or served.process.poll() is not None:
                     pytest.fail("server did not start")
                 time.sleep(0.2)
-        assert health.json()["success"] is True
-        image = httpx2.get(f"http://127.0.0.1:{port}/api/v2/section_image_download/2001?downsample=2", timeout=30)
-        assert decode_jpeg(image.content).shape == (275, 375, 3)
+        yield served
     finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-    assert f"data directory: {collection.settings.data_dir}" in stderr
+        served.process.terminate()
+        served.stderr = served.process.communicate(timeout=30)[1]
+
+
+def test_serve_with_workers_reads_environment_settings(collection: Collection) -> None:
+    with serving(collection, "--workers", "2") as served:
+        url = f"http://127.0.0.1:{served.port}/api/v2/section_image_download/2001?downsample=2"
+        assert decode_jpeg(httpx2.get(url, timeout=30).content).shape == (275, 375, 3)
+    assert f"data directory: {collection.settings.data_dir}" in served.stderr
+
+
+def test_workers_accept_one_connection_per_wake_up(collection: Collection) -> None:
+    """Worker processes start with UV_TCP_SINGLE_ACCEPT=1, so that each libuv loop takes one pending
+    connection at a time and keep-alive connections spread over the workers."""
+    with serving(collection, "--workers", "2") as served:
+        workers = _children(served.process.pid)
+        environments = [_environment(pid) for pid in workers]
+    assert len(workers) >= 2
+    assert [e.get("UV_TCP_SINGLE_ACCEPT") for e in environments] == ["1"] * len(workers)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)

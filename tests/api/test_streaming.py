@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from tests.images import decode_jpeg
 from tierserve.api import streaming
+from tierserve.api.heap import release_free_heap
 from tierserve.api.streaming import Renderer
 from tierserve.core.encode import Sink
 from tierserve.errors import StorageError, Unavailable
@@ -161,3 +162,40 @@ def test_a_render_past_its_deadline_is_503() -> None:
 
     with pytest.raises(Unavailable, match="render_deadline"):
         asyncio.run(Renderer(1, 1, 5.0, 0.3).respond(silent, "image/jpeg", {}))
+
+
+def test_the_default_on_quiet_gives_the_free_heap_back() -> None:
+    assert Renderer(1, 1, 5.0, 30.0).on_quiet is release_free_heap
+
+
+def test_a_quiet_renderer_gives_its_free_heap_back_once() -> None:
+    trims: list[str] = []
+
+    async def run() -> None:
+        renderer = Renderer(2, 4, 5.0, 30.0, 0.1, lambda: trims.append(threading.current_thread().name))
+        for _ in range(3):
+            await renderer.respond(lambda sink: sink(b"x") and None, "image/jpeg", {})
+        await asyncio.sleep(0.3)
+        renderer.close()
+
+    asyncio.run(run())
+    assert len(trims) == 1
+    assert trims[0].startswith("render")  # on a render thread, never on the event loop
+
+
+def test_no_trim_while_renders_keep_arriving() -> None:
+    trims: list[float] = []
+
+    async def run() -> float:
+        renderer = Renderer(2, 4, 5.0, 30.0, 0.2, lambda: trims.append(time.monotonic()))
+        for _ in range(8):  # one render every 0.05 s: never 0.2 s quiet
+            await renderer.respond(lambda sink: sink(b"x") and None, "image/jpeg", {})
+            await asyncio.sleep(0.05)
+        last = time.monotonic()
+        await asyncio.sleep(0.4)
+        renderer.close()
+        return last
+
+    last = asyncio.run(run())
+    assert len(trims) == 1
+    assert trims[0] >= last

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from starlette.responses import Response, StreamingResponse
 
+from tierserve.api.heap import QUIET_SECONDS, release_free_heap
 from tierserve.core.encode import EncodeAborted, Sink
 from tierserve.errors import Unavailable
 
@@ -125,6 +126,14 @@ class RenderGate:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(capacity)
         self._waiting = 0
+        self._running = 0
+        #: Renders admitted since the gate was made; tells whether any started during a quiet spell.
+        self.admitted = 0
+
+    @property
+    def idle(self) -> bool:
+        """No render running and none waiting."""
+        return self._running == 0 and self._waiting == 0
 
     async def acquire(self) -> None:
         if self._slots.locked() and self._waiting >= self.max_queued:
@@ -137,6 +146,8 @@ class RenderGate:
         try:
             async with asyncio.timeout(self.timeout):  # no task per call, unlike wait_for
                 await self._slots.acquire()
+            self._running += 1
+            self.admitted += 1
         except TimeoutError:
             raise Unavailable(
                 f"no render thread became free within queue_timeout={self.timeout:g} s",
@@ -146,16 +157,31 @@ class RenderGate:
             self._waiting -= 1
 
     def release(self) -> None:
+        self._running -= 1
         self._slots.release()
 
 
 class Renderer:
-    """Runs renders on this worker's thread pool, gated, with a deadline, and builds the response."""
+    """Runs renders on this worker's thread pool, gated, with a deadline, and builds the response.
 
-    def __init__(self, threads: int, max_queued: int, queue_timeout: float, deadline: float) -> None:
+    Once no render has run for `quiet_seconds`, `on_quiet` runs on a render thread: by default it gives
+    the worker's free heap back to the OS (`heap.release_free_heap`)."""
+
+    def __init__(
+        self,
+        threads: int,
+        max_queued: int,
+        queue_timeout: float,
+        deadline: float,
+        quiet_seconds: float = QUIET_SECONDS,
+        on_quiet: Callable[[], object] = release_free_heap,
+    ) -> None:
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="render")
         self.gate = RenderGate(threads, max_queued, queue_timeout)
         self.deadline = deadline
+        self.quiet_seconds = quiet_seconds
+        self.on_quiet = on_quiet
+        self._closed = False
 
     async def respond(self, render: Callable[[Sink], None], media_type: str, headers: Mapping[str, str]) -> Response:
         """Run `render` and answer with its output, buffered or streamed by size."""
@@ -163,11 +189,21 @@ class Renderer:
         try:
             response = await self._run(render, media_type, headers)
         except BaseException:
-            self.gate.release()
+            self._release()
             raise
         if not isinstance(response, StreamingResponse):
-            self.gate.release()
+            self._release()
         return response
+
+    def _release(self) -> None:
+        """Free a render slot; when that leaves the gate idle, trim the heap after a quiet spell."""
+        self.gate.release()
+        if self.gate.idle:
+            asyncio.get_running_loop().call_later(self.quiet_seconds, self._trim_if_quiet, self.gate.admitted)
+
+    def _trim_if_quiet(self, admitted: int) -> None:
+        if self.gate.idle and self.gate.admitted == admitted and not self._closed:
+            self.executor.submit(self.on_quiet)
 
     async def _run(self, render: Callable[[Sink], None], media_type: str, headers: Mapping[str, str]) -> Response:
         loop = asyncio.get_running_loop()
@@ -207,9 +243,10 @@ class Renderer:
                     yield rest
             finally:
                 channel.close()
-                self.gate.release()
+                self._release()
 
         return StreamingResponse(body(), media_type=media_type, headers=dict(headers))
 
     def close(self) -> None:
+        self._closed = True
         self.executor.shutdown(wait=False, cancel_futures=True)
