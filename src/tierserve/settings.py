@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     render_threads: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
     )
+    decode_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Threads decoding the tile rows of a read alone in its worker (1: on the reading thread).",
+    )
     max_output_pixels: int = Field(
         default=200_000_000,
         ge=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.images import multiscale_pattern, slide_pattern
+from tierserve.core import tiles as tiles_module
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.tiers import Box, level_count
-from tierserve.core.tiles import tile_index
+from tierserve.core.tiles import LevelTiles, TileIndex, set_decode_threads, tile_index
 from tierserve.errors import StorageError
 from tierserve.ingest.pyramid_writer import write_pyramid
 
@@ -71,6 +73,35 @@ def test_reads_alone_and_side_by_side_agree(files: dict[str, str]) -> None:
         side_by_side = list(pool.map(lambda b: pyramid.read_array(0, b), boxes * 3))
     for got, want in zip(alone + side_by_side, expected * 4, strict=True):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize(("threads", "decoded_elsewhere"), [(1, False), (2, True)])
+def test_decode_threads_decide_where_rows_are_decoded(
+    files: dict[str, str], threads: int, decoded_elsewhere: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read alone decodes its rows of tiles on the reading thread with 1 decode thread, on the pool
+    with more; the pixels are the same."""
+    index = TileIndex(files["rgb12"])
+    decoding_threads: set[str] = set()
+    decode_tile = index._tile
+
+    def recording(tiles: LevelTiles, number: int) -> np.ndarray:
+        decoding_threads.add(threading.current_thread().name)
+        return decode_tile(tiles, number)
+
+    monkeypatch.setattr(index, "_tile", recording)
+    monkeypatch.setattr(tiles_module, "_decode_threads", 1)  # restored after the test
+    set_decode_threads(threads)
+    box = Box(10, 20, 900, 600)  # 3 rows of 256-pixel tiles
+    got = index.read(0, box)
+    expected = PyramidFile(files["rgb12"]).level(0).crop(box.x, box.y, box.width, box.height).numpy()
+    assert np.array_equal(got, expected)
+    assert (decoding_threads != {threading.current_thread().name}) is decoded_elsewhere
+
+
+def test_decode_threads_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1, not 0"):
+        set_decode_threads(0)
 
 
 def test_a_replaced_file_is_read_anew(files: dict[str, str], tmp_path: Path) -> None:

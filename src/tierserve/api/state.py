@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tierserve.api.streaming import Renderer
+from tierserve.core.tiles import set_decode_threads
 from tierserve.db.database import Database
 from tierserve.db.repository import ImageRecords
 from tierserve.settings import Settings
@@ -21,6 +22,7 @@ class AppState:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
+        set_decode_threads(settings.decode_threads)
         database = Database(settings.resolved_database_url)
         return cls(
             settings=settings,
