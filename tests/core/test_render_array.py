@@ -110,3 +110,26 @@ def test_luma_rounds_like_libvips_for_every_rgb_value() -> None:
     image = pyvips.Image.new_from_array(every).copy(interpretation="srgb")
     expected = vips_steps.apply_colormap(image, spec).numpy()
     assert np.array_equal(array_steps.apply_colormap(every, spec), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shrink", [2, 4, 8, 32])
+def test_block_mean_is_the_mean_rounded_half_to_even(dtype: type[np.unsignedinteger], shrink: int) -> None:
+    """Against a float mean over reshaped blocks; the blocks cover every remainder (ties included)
+    and the extremes, and a partial last row and column of blocks is dropped."""
+    top = np.iinfo(dtype).max
+    rng = np.random.default_rng(shrink)
+    pixels = rng.integers(0, top, (shrink * 9 + shrink - 1, shrink * 7 + 1, 3), dtype=dtype, endpoint=True)
+    pixels[:shrink, :shrink] = top
+    pixels[shrink : 2 * shrink, :shrink] = 0
+    half_block = np.zeros((shrink, shrink, 3), dtype)
+    half_block.reshape(-1, 3)[: shrink * shrink // 2] = 1  # mean 0.5: rounds to 0
+    pixels[2 * shrink : 3 * shrink, :shrink] = half_block
+    pixels[3 * shrink : 4 * shrink, :shrink] = half_block + 2  # mean 2.5: rounds to 2
+    pixels[4 * shrink : 5 * shrink, :shrink] = half_block + 1  # mean 1.5: rounds to 2
+    blocks = pixels[: 9 * shrink, : 7 * shrink].astype(np.float64).reshape(9, shrink, 7, shrink, 3)
+    expected = np.rint(blocks.mean(axis=(1, 3))).astype(dtype)
+    got = array_steps.block_mean(pixels, shrink)
+    assert got.dtype == dtype
+    assert np.array_equal(got, expected)
+    assert got[:5, 0, 0].tolist() == [top, 0, 0, 2, 2]

@@ -27,24 +27,41 @@ _LUMA_WEIGHTS = np.array(LUMA[0], dtype=np.float32).astype(np.float64)
 
 
 def area_average(pixels: Array, spec: RenderSpec) -> Array:
-    """Mean of `shrink` x `shrink` blocks, rounded half to even (the libvips step: float shrink, rint).
+    """Mean of `shrink` x `shrink` blocks, rounded half to even (the libvips step: float shrink, rint)."""
+    return pixels if spec.plan.shrink == 1 else block_mean(pixels, spec.plan.shrink)
 
-    Sums strided slices in integers (exact; 2 x shrink additions of contiguous-row arrays, several
-    times faster than a mean over reshaped axes), then divides once.
+
+def block_mean(pixels: Array, factor: int) -> Array:
+    """Means of `factor` x `factor` blocks of unsigned integer pixels (height, width, bands), rounded
+    half to even; a partial last row or column of blocks is dropped. `factor` is a power of two.
+
+    Sums strided slices in the narrowest unsigned integers that hold them (exact; 2 x factor additions
+    of contiguous-row arrays, several times faster than a mean over reshaped axes), then divides by
+    shifting and rounds on the remainder: equal to `rint(sum / factor**2)`, and at factor 2 on 8-bit
+    pixels 25% faster than that float division (0.66 instead of 0.88 ms for 500 x 312 RGB).
     """
-    factor = spec.plan.shrink
-    if factor == 1:
-        return pixels
     height, width = pixels.shape[0] // factor, pixels.shape[1] // factor
     whole = pixels[: height * factor, : width * factor]
-    columns: Array = whole[:, 0::factor].astype(np.uint32 if pixels.dtype == np.uint8 else np.uint64)
+    columns: Array = whole[:, 0::factor].astype(_sum_type(np.iinfo(pixels.dtype).max * factor * factor))
     for offset in range(1, factor):
         columns += whole[:, offset::factor]
     sums: Array = columns[0::factor].copy()
     for offset in range(1, factor):
         sums += columns[offset::factor]
-    means: Array = np.rint(sums / (factor * factor))
+    shift = 2 * (factor.bit_length() - 1)
+    half = 1 << (shift - 1)
+    means: Array = sums >> shift
+    remainders = sums & ((1 << shift) - 1)
+    means += (remainders > half) | ((remainders == half) & (means & 1).astype(bool))
     return means.astype(pixels.dtype)
+
+
+def _sum_type(largest: int) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned integer type that holds `largest`."""
+    for kind in (np.uint16, np.uint32):
+        if largest <= np.iinfo(kind).max:
+            return kind
+    return np.uint64
 
 
 def apply_window(pixels: Array, spec: RenderSpec) -> Array:
