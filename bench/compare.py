@@ -1,7 +1,8 @@
 """tierserve against IIPImage on the same pyramid files, and both against the codec floor.
 
-    sudo bash bench/iipimage/install.sh          # once: iipimage-server, lighttpd, spawn-fcgi, wrk
-    python -m bench.compare                        # builds or reuses /var/tmp/tierserve-bench
+    python -m bench.compare      # as root; otherwise first `sudo bash bench/iipimage/install.sh`
+
+Installs IIPImage, lighttpd, spawn-fcgi and wrk (bench/iipimage/install.sh) when one is missing.
 
 Builds (or reuses) the benchmark collection (bench/collection.py), starts `tierserve serve` and
 IIPImage with the same number of worker processes on loopback, and drives both with wrk (one thread,
@@ -32,7 +33,7 @@ import pyvips
 
 from bench import collection, floor, wrk
 from bench.common import write_results
-from bench.servers import IIPImage, Server, TierServe, iipimage_installed, memory_mib, reset_peak_rss
+from bench.servers import IIPImage, Server, TierServe, ensure_iipimage, memory_mib, reset_peak_rss
 from bench.workloads import BenchImage, Request, Workload, standard_workloads
 
 PATHS_PER_WORKLOAD = 5000
@@ -44,8 +45,7 @@ SETTLE_SECONDS = 3
 
 def main() -> None:
     args = _arguments()
-    if not iipimage_installed():
-        raise SystemExit("IIPImage, lighttpd, spawn-fcgi or wrk missing: run `sudo bash bench/iipimage/install.sh`")
+    ensure_iipimage()
     images = collection.ensure(args.data_dir)
     store = args.data_dir / "store"
     workloads = [w for w in standard_workloads(**images) if not args.only or w.key in args.only]

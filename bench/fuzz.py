@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx2
@@ -132,15 +132,18 @@ def fuzz_query_strings(client: httpx2.Client, examples: int, statuses: collectio
 def fuzz_schema(base_url: str, client: httpx2.Client, examples: int, statuses: collections.Counter[int]) -> None:
     import schemathesis
     from schemathesis import GenerationMode
+    from schemathesis.core.result import Err
 
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise SystemExit(f"the OpenAPI schema has an invalid operation: {result.err()}")
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
             @given(operation.as_strategy(generation_mode=mode))
-            def run(case: schemathesis.Case) -> None:
+            def run(case: schemathesis.Case[Any]) -> None:
                 kwargs = case.as_transport_kwargs(base_url=base_url)
                 response = client.request(
                     kwargs["method"],
@@ -177,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -16,6 +16,7 @@ import platform
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -78,7 +79,7 @@ def main() -> None:
         left, top = rng.randrange(0, width - 1000), rng.randrange(0, height - 1000)
         return f"{base}?left={left}&top={top}&width=1000&height=1000&quality={quality}"
 
-    workloads = {
+    workloads: dict[str, Callable[[], str]] = {
         "region 1000x1000 full-res, quality 100": lambda: region(100),
         "region 1000x1000 full-res, quality 75": lambda: region(75),
         "whole image, downsample=4": lambda: f"{base}?downsample=4",

@@ -149,6 +149,17 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def ensure_iipimage() -> None:
+    """Install IIPImage, lighttpd, spawn-fcgi and wrk (bench/iipimage/install.sh, Debian packages) when
+    one is missing; exits with the command to run when this process cannot install them (not root)."""
+    if iipimage_installed():
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("IIPImage, lighttpd, spawn-fcgi or wrk missing: run `sudo bash bench/iipimage/install.sh`")
+    print("installing IIPImage, lighttpd, spawn-fcgi and wrk (bench/iipimage/install.sh)", flush=True)
+    subprocess.run(["bash", str(IIPIMAGE_SCRIPTS / "install.sh")], check=True)
+
+
 def iipimage_installed() -> bool:
     """IIPImage, lighttpd, spawn-fcgi and wrk are all present (bench/iipimage/install.sh installs them)."""
     programs = ("lighttpd", "spawn-fcgi", "wrk")

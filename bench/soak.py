@@ -17,7 +17,6 @@ import json
 import os
 import random
 import statistics
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -158,4 +157,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
