@@ -36,6 +36,14 @@ def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen[by
     raise SystemExit("server did not start")
 
 
+def assignment(text: str) -> tuple[str, str]:
+    """NAME=VALUE of a command-line option, as (NAME, VALUE)."""
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise ValueError(f"expected NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def memory_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):

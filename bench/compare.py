@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import statistics
 import subprocess
 import time
@@ -32,11 +31,10 @@ import httpx2
 import pyvips
 
 from bench import collection, floor, wrk
-from bench.common import write_results
-from bench.servers import IIPImage, Server, TierServe, ensure_iipimage, memory_mib, reset_peak_rss
-from bench.workloads import BenchImage, Request, Workload, standard_workloads
+from bench.common import assignment, write_results
+from bench.servers import BENCH_SETTINGS, IIPImage, Server, TierServe, ensure_iipimage, memory_mib, reset_peak_rss
+from bench.workloads import BenchImage, Request, standard_workloads
 
-PATHS_PER_WORKLOAD = 5000
 FLOOR_SAMPLES = 30
 #: Idle seconds before workload 5, so that both servers start it as a quiet worker would (a tierserve
 #: worker gives freed heap back to the OS after one quiet second, `tierserve.api.heap`).
@@ -49,7 +47,7 @@ def main() -> None:
     images = collection.ensure(args.data_dir)
     store = args.data_dir / "store"
     workloads = [w for w in standard_workloads(**images) if not args.only or w.key in args.only]
-    requests = {w.key: _requests(w) for w in workloads}
+    requests = {w.key: w.requests() for w in workloads}
     _warm_page_cache(store, images.values())
     results: dict[str, Any] = {"machine": _machine(args), "workloads": {}}
 
@@ -62,7 +60,7 @@ def main() -> None:
     for key, value in floors.items():
         print(f"  {key:24} {value['cpu_ms']:8.2f} ms  {value['bytes']:>9} bytes", flush=True)
 
-    settings = {"TIERSERVE_JPEG_CHROMA": "420", "TIERSERVE_ACCESS_LOG": "false", **dict(args.tierserve_env)}
+    settings = {**BENCH_SETTINGS, **dict(args.tierserve_env)}
     tierserve = TierServe(args.data_dir, args.workers, settings)
     iipimage = IIPImage(collection.iipimage_folder(args.data_dir), args.workers, max(i.width for i in images.values()))
     servers = [tierserve.server, iipimage.server]
@@ -120,7 +118,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--full-runs", type=int, default=3, help="whole full-resolution images per server")
     parser.add_argument(
         "--tierserve-env",
-        type=lambda s: tuple(s.split("=", 1)),
+        type=assignment,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -128,11 +126,6 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--only", nargs="*", default=[], help="workload keys to run (default: all)")
     return parser.parse_args()
-
-
-def _requests(workload: Workload) -> list[Request]:
-    rng = random.Random(workload.key)
-    return [workload.make(rng) for _ in range(PATHS_PER_WORKLOAD)]
 
 
 def _path(server: Server, request: Request) -> str:

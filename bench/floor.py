@@ -2,7 +2,7 @@
 
 Single thread, libjpeg-turbo / zlib through imagecodecs (the same libraries as libvips), no HTTP, no
 database, files already open: what any server must at least spend on the request. Non-stored tiers add
-the 2^k x 2^k area average (`tierserve.core.render_array.block_mean`, the fastest NumPy form measured),
+the 2^k x 2^k area average (tierserve's own `tierserve.core.render_array.block_mean`),
 `range` one lookup table per channel.
 """
 

@@ -20,6 +20,8 @@ import httpx2
 from bench.common import free_port, memory_kib
 
 IIPIMAGE_SCRIPTS = Path(__file__).parent / "iipimage"
+#: tierserve's settings in the benchmarks: JPEG chroma 4:2:0 at every quality (as IIPImage), no access log.
+BENCH_SETTINGS = {"TIERSERVE_JPEG_CHROMA": "420", "TIERSERVE_ACCESS_LOG": "false"}
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

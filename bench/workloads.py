@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 TILE = 256
 REGION = 1000
+#: Random requests per workload, replayed in a cycle by wrk.
+PATHS_PER_WORKLOAD = 5000
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class Workload:
     make: Callable[[random.Random], Request]
     iipimage: bool = True
     floor: bool = True
+
+    def requests(self) -> list[Request]:
+        """The workload's `PATHS_PER_WORKLOAD` requests, the same on every call (seeded by the key)."""
+        rng = random.Random(self.key)
+        return [self.make(rng) for _ in range(PATHS_PER_WORKLOAD)]
 
 
 def region(

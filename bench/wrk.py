@@ -11,11 +11,13 @@ from pathlib import Path
 SCRIPT = Path(__file__).parent / "paths.lua"
 
 
-def run(base_url: str, paths: list[str], connections: int, seconds: int) -> dict[str, float]:
+def run(
+    base_url: str, paths: list[str], connections: int, seconds: int, headers: dict[str, str] | None = None
+) -> dict[str, float]:
     """Replay `paths` (cycling) for `seconds` on `connections` keep-alive connections.
 
-    Returns wrk's counts and latency percentiles (microseconds) plus req/s; non-2xx answers are
-    counted in `status_errors`.
+    `headers` go with every request. Returns wrk's counts and latency percentiles (microseconds) plus
+    req/s; answers of 400 and above are counted in `status_errors`.
     """
     with tempfile.TemporaryDirectory(prefix="tierserve-wrk-") as tmp:
         path_file, summary_file = Path(tmp) / "paths.txt", Path(tmp) / "summary.json"
@@ -29,6 +31,7 @@ def run(base_url: str, paths: list[str], connections: int, seconds: int) -> dict
             "60s",
             "-s",
             str(SCRIPT),
+            *(f"-H{name}: {value}" for name, value in (headers or {}).items()),
             base_url,
         ]
         env = {**os.environ, "WRK_PATHS": str(path_file), "WRK_SUMMARY": str(summary_file)}

@@ -63,7 +63,6 @@ def serving(collection: Collection, *args: str) -> Iterator[Served]:
     port = free_port()
     env = {**os.environ, "TIERSERVE_DATA_DIR": str(collection.settings.data_dir), "TIERSERVE_PORT": str(port)}
     env["TIERSERVE_DATABASE_URL"] = collection.settings.resolved_database_url
-    env.pop("UV_TCP_SINGLE_ACCEPT", None)
     served = Served(subprocess.Popen([*TIERSERVE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True), port)
     try:
         deadline = time.monotonic() + 60
@@ -86,22 +85,3 @@ def test_serve_with_workers_reads_environment_settings(collection: Collection) -
         url = f"http://127.0.0.1:{served.port}/api/v2/section_image_download/2001?downsample=2"
         assert decode_jpeg(httpx2.get(url, timeout=30).content).shape == (275, 375, 3)
     assert f"data directory: {collection.settings.data_dir}" in served.stderr
-
-
-def test_workers_accept_one_connection_per_wake_up(collection: Collection) -> None:
-    """Worker processes start with UV_TCP_SINGLE_ACCEPT=1, so that each libuv loop takes one pending
-    connection at a time and keep-alive connections spread over the workers."""
-    with serving(collection, "--workers", "2") as served:
-        workers = _children(served.process.pid)
-        environments = [_environment(pid) for pid in workers]
-    assert len(workers) >= 2
-    assert [e.get("UV_TCP_SINGLE_ACCEPT") for e in environments] == ["1"] * len(workers)
-
-
-def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def _environment(pid: int) -> dict[str, str]:
-    entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
-    return dict(entry.split("=", 1) for entry in entries if "=" in entry)

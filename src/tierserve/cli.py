@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,8 +94,6 @@ def _serve(settings: Settings) -> None:
     database.migrate()
     database.dispose()
     settings.export_environment()
-    if settings.workers > 1:
-        _spread_connections()
     console.print(f"data directory: {settings.data_dir}")
     uvicorn.run(
         "tierserve.api.app:create_app",
@@ -107,18 +104,6 @@ def _serve(settings: Settings) -> None:
         log_level="info",
         access_log=settings.access_log,
     )
-
-
-def _spread_connections() -> None:
-    """Make the workers share new connections instead of one worker taking every pending one.
-
-    The workers accept from one shared socket, and an event loop accepts all the connections pending
-    when it wakes: with keep-alive clients, one worker could hold all four connections of a client
-    while the other stayed idle (`bench.compare`, 6-tiles at 4 connections: 1,170 req/s with one
-    worker at 100% CPU and the other at 0%). libuv (uvloop) accepts one connection per wake-up when
-    UV_TCP_SINGLE_ACCEPT is set, which lets an idle worker take the next (1,770 req/s, both busy).
-    An operator's own value of the variable is kept."""
-    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
 
 
 @app.command()

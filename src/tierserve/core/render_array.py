@@ -36,9 +36,8 @@ def block_mean(pixels: Array, factor: int) -> Array:
     half to even; a partial last row or column of blocks is dropped. `factor` is a power of two.
 
     Sums strided slices in the narrowest unsigned integers that hold them (exact; 2 x factor additions
-    of contiguous-row arrays, several times faster than a mean over reshaped axes), then divides by
-    shifting and rounds on the remainder: equal to `rint(sum / factor**2)`, and at factor 2 on 8-bit
-    pixels 25% faster than that float division (0.66 instead of 0.88 ms for 500 x 312 RGB).
+    of contiguous-row arrays), then divides by shifting and rounds on the remainder: equal to
+    `rint(sum / factor**2)` without floats. 500 x 312 RGB at factor 2: 0.6-0.7 ms (`python -m bench.stages`).
     """
     height, width = pixels.shape[0] // factor, pixels.shape[1] // factor
     whole = pixels[: height * factor, : width * factor]

@@ -156,10 +156,9 @@ _decode_threads = os.cpu_count() or 1
 def set_decode_threads(threads: int) -> None:
     """Threads that decode the tile rows of a read alone in the process; 1 decodes on the reading
     thread only. Default: every core. Parallel rows cut the latency of a lone read and cost some CPU
-    in thread hand-offs; measured with 2 workers on 2 cores (interleaved A/B, 4 x 4 s): 1000 x 1000
-    regions at 1 connection 129 vs 120 req/s (Q75), 112 vs 92 (Q100), `downsample=4` 236 vs 179; at 4
-    connections, where reads are rarely alone, 197 vs 202, 162 vs 173, 304 vs 310. Set 1 on a
-    machine kept saturated."""
+    in thread hand-offs (`python -m bench.ab --b TIERSERVE_DECODE_THREADS=1`, 2 workers on 2 cores:
+    1000 x 1000 Q75 regions at 1 connection 142 vs 108 req/s, at 4 connections 180 vs 172; numbers
+    in docs/operations.md). Set 1 on a machine kept saturated."""
     global _decode_threads
     if threads < 1:
         raise ValueError(f"decode threads must be at least 1, not {threads}")
