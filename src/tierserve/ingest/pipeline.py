@@ -10,6 +10,7 @@ Images whose id is already in the database are skipped, so re-running a manifest
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import pyvips
 from sqlalchemy.orm import Session
 
 from tierserve.core.tiers import level_count
+from tierserve.core.vips_errors import is_read_failure, vips_reason
 from tierserve.db.database import Database
 from tierserve.db.models import (
     Atlas,
@@ -65,6 +67,8 @@ class IngestReport:
     ingested: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: (entry, message) of images ingested with something worth a look, e.g. a disputed resolution.
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -83,9 +87,13 @@ class _Job:
 
 @dataclass(frozen=True, slots=True)
 class _Source:
+    """An opened layer source; `label` is its path as the manifest writes it."""
+
     kind: LayerKind
     atlas: int | None
     image: pyvips.Image
+    label: str
+    resolution_um: float | None = None
 
 
 class Ingestor:
@@ -131,52 +139,38 @@ class Ingestor:
             self.observer.image_finished(job.name, "skipped")
             return
         try:
-            self._write_image(job, job.entry.quality or default_quality, base_dir, (base_dir, *self.roots))
+            with tempfile.TemporaryDirectory(dir=self.store.scratch_dir(), prefix="sources-") as scratch:
+                row = self._write_image(job, job.entry.quality or default_quality, base_dir, Path(scratch), report)
         except (IngestError, pyvips.Error, OSError) as exc:
-            message = exc.message if isinstance(exc, IngestError) else str(exc).strip().splitlines()[0]
-            log.warning("%s: %s", job.name, message)
-            report.failed.append((job.name, message))
+            report.failed.append((job.name, _problem(exc)))
             self.observer.image_finished(job.name, "failed")
             return
+        self.observer.before_commit(job.name)
+        with self.database.session() as session, session.begin():
+            session.add(row)
         report.ingested.append(job.entry.id)
         self.observer.image_finished(job.name, "ingested")
 
-    def _write_image(self, job: _Job, quality: int, base_dir: Path, roots: Sequence[Path]) -> None:
+    def _write_image(
+        self, job: _Job, quality: int, base_dir: Path, scratch: Path, report: IngestReport
+    ) -> SectionImage | AtlasImage:
+        """Write every layer of `job` into the store; the image's row, not yet committed."""
         entry = job.entry
-        sources = _open_sources(entry, base_dir, roots, job.name)
+        sources = _open_sources(entry, base_dir, (base_dir, *self.roots), scratch)
         primary = sources[0].image
-        section = _section_rectangle(entry, primary, job.name)
-        bits = _bits_per_component(entry, primary, job.name)
+        section = _section_rectangle(entry, primary)
+        bits = _bits_per_component(entry, primary)
+        resolution = _resolution(entry.resolution, sources[0].resolution_um)
+        if resolution.warning:
+            report.warnings.append((job.name, resolution.warning))
         self.observer.image_started(job.name, tiles_in_pyramid(primary.width, primary.height) * len(sources))
         folder = f"{job.model.__tablename__}/{entry.id}"
-        layers: list[ImageLayer] = []
-        for source in sources:
-            key = f"{folder}/{_layer_file_name(source)}"
-            with self.store.publish(key) as scratch_path:
-                info = write_pyramid(
-                    source.image,
-                    scratch_path,
-                    self.store.scratch_dir(),
-                    quality=quality,
-                    resolution_um=entry.resolution,
-                    on_tiles=self.observer.tiles_written,
-                )
-            self.observer.layer_published(job.name, key)
-            layer_bits = bits if source.kind is LayerKind.PRIMARY else info.sample_bits
-            layers.append(
-                ImageLayer(
-                    kind=source.kind.value,
-                    atlas_id=source.atlas,
-                    path=key,
-                    width=info.width,
-                    height=info.height,
-                    tier_count=info.levels,
-                    bits_per_component=layer_bits,
-                    number_of_components=info.bands,
-                    byte_size=info.byte_size,
-                )
-            )
-        row = job.model(
+        layers = [
+            self._write_layer(source, f"{folder}/{_layer_file_name(source)}", quality, resolution.um, job.name)
+            for source in sources
+        ]
+        layers[0].bits_per_component = bits
+        return job.model(
             id=entry.id,
             data_set_id=job.data_set_id,
             section_number=entry.section_number,
@@ -187,7 +181,7 @@ class Ingestor:
             image_width=primary.width,
             image_height=primary.height,
             tier_count=level_count(primary.width, primary.height),
-            resolution=entry.resolution,
+            resolution=resolution.um,
             bits_per_component=bits,
             number_of_components=primary.bands,
             path=layers[0].path,
@@ -198,9 +192,37 @@ class Ingestor:
             expression_path=next((la.path for la in layers if la.kind == LayerKind.EXPRESSION), None),
             layers=layers,
         )
-        self.observer.before_commit(job.name)
-        with self.database.session() as session, session.begin():
-            session.add(row)
+
+    def _write_layer(
+        self, source: _Source, key: str, quality: int, resolution_um: float | None, name: str
+    ) -> ImageLayer:
+        """Write one layer's pyramid at `key`; a libvips failure names the source and what was wrong."""
+        try:
+            with self.store.publish(key) as scratch_path:
+                info = write_pyramid(
+                    source.image,
+                    scratch_path,
+                    self.store.scratch_dir(),
+                    quality=quality,
+                    resolution_um=resolution_um,
+                    on_tiles=self.observer.tiles_written,
+                )
+        except pyvips.Error as exc:
+            if is_read_failure(exc):
+                raise IngestError(f"source {source.label} is damaged: {vips_reason(exc)}") from exc
+            raise IngestError(f"writing the pyramid of {source.label} failed: {vips_reason(exc)}") from exc
+        self.observer.layer_published(name, key)
+        return ImageLayer(
+            kind=source.kind.value,
+            atlas_id=source.atlas,
+            path=key,
+            width=info.width,
+            height=info.height,
+            tier_count=info.levels,
+            bits_per_component=info.sample_bits,
+            number_of_components=info.bands,
+            byte_size=info.byte_size,
+        )
 
 
 def _jobs(manifest: Manifest) -> list[_Job]:
@@ -229,41 +251,65 @@ def allowed_source(source: str, base_dir: Path, roots: Sequence[Path]) -> Path:
     return path
 
 
-def _open_sources(entry: ImageEntry, base_dir: Path, roots: Sequence[Path], name: str) -> list[_Source]:
+def _open_sources(entry: ImageEntry, base_dir: Path, roots: Sequence[Path], scratch: Path) -> list[_Source]:
     """Open the primary and every layer source; layers must match the primary's pixel size."""
-    try:
-        primary = _Source(LayerKind.PRIMARY, None, open_source(allowed_source(entry.source, base_dir, roots)))
-        sources = [primary]
-        for layer in entry.layers:
-            image = open_source(allowed_source(layer.source, base_dir, roots))
-            if (image.width, image.height) != (primary.image.width, primary.image.height):
-                raise IngestError(
-                    f"{layer.kind.value} layer {layer.source} is {image.width}x{image.height}, "
-                    f"the primary image is {primary.image.width}x{primary.image.height}"
-                )
-            sources.append(_Source(layer.kind, layer.atlas, image))
-    except IngestError as exc:
-        raise IngestError(f"{name}: {exc.message}") from exc
+    opened = open_source(allowed_source(entry.source, base_dir, roots), entry.source, scratch)
+    primary = _Source(LayerKind.PRIMARY, None, opened.image, entry.source, opened.resolution_um)
+    sources = [primary]
+    for layer in entry.layers:
+        image = open_source(allowed_source(layer.source, base_dir, roots), layer.source, scratch).image
+        if (image.width, image.height) != (primary.image.width, primary.image.height):
+            raise IngestError(
+                f"{layer.kind.value} layer {layer.source} is {image.width}x{image.height}, "
+                f"the primary image is {primary.image.width}x{primary.image.height}"
+            )
+        sources.append(_Source(layer.kind, layer.atlas, image, layer.source))
     return sources
 
 
-def _section_rectangle(entry: ImageEntry, primary: pyvips.Image, name: str) -> tuple[int, int, int, int]:
+def _section_rectangle(entry: ImageEntry, primary: pyvips.Image) -> tuple[int, int, int, int]:
     if entry.x is None or entry.y is None or entry.width is None or entry.height is None:
         return 0, 0, primary.width, primary.height
     if entry.x + entry.width > primary.width or entry.y + entry.height > primary.height:
         raise IngestError(
-            f"{name}: section rectangle x={entry.x} y={entry.y} width={entry.width} height={entry.height} "
+            f"section rectangle x={entry.x} y={entry.y} width={entry.width} height={entry.height} "
             f"does not fit the {primary.width}x{primary.height} source"
         )
     return entry.x, entry.y, entry.width, entry.height
 
 
-def _bits_per_component(entry: ImageEntry, primary: pyvips.Image, name: str) -> int:
+def _bits_per_component(entry: ImageEntry, primary: pyvips.Image) -> int:
     stored = sample_bits(primary)
     declared = entry.bits_per_component or stored
     if (stored == 8) != (declared == 8):
-        raise IngestError(f"{name}: bits_per_component={declared} does not fit {stored}-bit source samples")
+        raise IngestError(f"bits_per_component={declared} does not fit {stored}-bit source samples")
     return declared
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolution:
+    um: float | None
+    warning: str | None = None
+
+
+def _resolution(declared: float | None, stated: float | None) -> _Resolution:
+    """The manifest's µm per pixel, else the one the source file states; a manifest value more than
+    1% off the file's wins with a warning."""
+    if declared is None:
+        return _Resolution(stated)
+    if stated is not None and abs(declared - stated) > 0.01 * stated:
+        return _Resolution(
+            declared, f"resolution {declared:g} µm from the manifest is used; the source states {stated:.6g} µm"
+        )
+    return _Resolution(declared)
+
+
+def _problem(exc: IngestError | pyvips.Error | OSError) -> str:
+    if isinstance(exc, IngestError):
+        return exc.message
+    if isinstance(exc, pyvips.Error):
+        return vips_reason(exc)
+    return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
 
 
 def _layer_file_name(source: _Source) -> str:
