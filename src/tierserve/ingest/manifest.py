@@ -6,11 +6,14 @@ is the published JSON Schema (docs/manifest.schema.json).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from tierserve.errors import ManifestError
 from tierserve.layers import LayerKind
@@ -134,30 +137,134 @@ class Manifest(_Strict):
 
     @model_validator(mode="after")
     def _consistent_ids(self) -> Manifest:
-        data_sets = [d.id for d in self.section_data_sets] + [d.id for d in self.atlas_data_sets]
-        _require_unique("data set id", data_sets)
-        _require_unique("atlas id", [a.id for a in self.atlases])
-        atlases = {a.id for a in self.atlases}
-        for data_set in self.atlas_data_sets:
-            missing = sorted(set(data_set.atlases) - atlases)
-            if missing:
-                raise ValueError(f"atlas data set {data_set.id} names undeclared atlases {missing}")
-        all_images = [i for d in self.section_data_sets for i in d.images]
-        all_images += [i for d in self.atlas_data_sets for i in d.images]
-        _require_unique("image id", [image.id for image in all_images])
-        for image in all_images:
-            for layer in image.layers:
-                if layer.atlas is not None and layer.atlas not in atlases:
-                    raise ValueError(f"image {image.id}: annotation layer names undeclared atlas {layer.atlas}")
+        data = self.model_dump()
+        problems = consistency_problems(data)
+        if problems:
+            raise ValueError("; ".join(_describe(data, loc, message) for loc, message in problems))
         return self
 
 
-def _require_unique(what: str, values: list[int]) -> None:
-    seen: set[int] = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"duplicate {what} {value}")
-        seen.add(value)
+Loc = tuple[str | int, ...]
+"""Where a problem is: field names and list indices, as in pydantic's `loc`."""
+
+_INT: TypeAdapter[int] = TypeAdapter(int)
+_ENUM_REPR = re.compile(r"<\w+\.\w+: (.+?)>")
+
+
+def consistency_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """The cross-entry problems of a manifest mapping: duplicate ids and undeclared atlases.
+
+    Works on raw (possibly invalid) data: entries and values that are not what the model expects are
+    skipped, since their field errors are reported on their own.
+    """
+    data_sets = _entries(data, "section_data_sets") + _entries(data, "atlas_data_sets")
+    atlases = _entries(data, "atlases")
+    images = [((*loc, *sub), image) for loc, data_set in data_sets for sub, image in _entries(data_set, "images")]
+    declared = {atlas_id for _, atlas in atlases if (atlas_id := _as_int(atlas.get("id"))) is not None}
+    return [
+        *_duplicates("data set id", data_sets),
+        *_duplicates("atlas id", atlases),
+        *_undeclared_atlases(data, declared),
+        *_duplicates("image id", images),
+        *_undeclared_layer_atlases(images, declared),
+    ]
+
+
+def _entries(data: Mapping[str, Any], key: str) -> list[tuple[Loc, Mapping[str, Any]]]:
+    """The mapping elements of the list `data[key]`, with their locations relative to `data`."""
+    items = data.get(key)
+    if not isinstance(items, list):
+        return []
+    return [((key, i), item) for i, item in enumerate(items) if isinstance(item, Mapping)]
+
+
+def _as_int(value: Any) -> int | None:
+    """`value` as the model would read an int (pydantic's lax mode), or None if it is not one."""
+    try:
+        return _INT.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _duplicates(what: str, entries: list[tuple[Loc, Mapping[str, Any]]]) -> list[tuple[Loc, str]]:
+    first: dict[int, Loc] = {}
+    problems: list[tuple[Loc, str]] = []
+    for loc, entry in entries:
+        value = _as_int(entry.get("id"))
+        if value is None:
+            continue
+        if value in first:
+            problems.append((loc, f"duplicate {what} {value} (also {_path(first[value])})"))
+        else:
+            first[value] = loc
+    return problems
+
+
+def _undeclared_atlases(data: Mapping[str, Any], declared: set[int]) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for loc, data_set in _entries(data, "atlas_data_sets"):
+        named = data_set.get("atlases")
+        ids = [_as_int(value) for value in named] if isinstance(named, list) else []
+        missing = sorted({value for value in ids if value is not None} - declared)
+        if missing:
+            problems.append(((*loc, "atlases"), f"names undeclared atlases {missing}"))
+    return problems
+
+
+def _undeclared_layer_atlases(images: list[tuple[Loc, Mapping[str, Any]]], declared: set[int]) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for image_loc, image in images:
+        for loc, layer in _entries(image, "layers"):
+            atlas = _as_int(layer.get("atlas"))
+            if atlas is not None and atlas not in declared:
+                problems.append(((*image_loc, *loc, "atlas"), f"names undeclared atlas {atlas}"))
+    return problems
+
+
+def _path(loc: Loc) -> str:
+    """`loc` written as `section_data_sets[0].images[2]`."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def _location(data: Any, loc: Loc) -> str:
+    """`loc` written as `section_data_sets[0].images[2] (id 13).source`: list elements show their id."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            data = data[part] if isinstance(data, list) and 0 <= part < len(data) else None
+            entry_id = _as_int(data.get("id")) if isinstance(data, Mapping) else None
+            text += f"[{part}]" + (f" (id {entry_id})" if entry_id is not None else "")
+        else:
+            data = data.get(part) if isinstance(data, Mapping) else None
+            text += f".{part}" if text else part
+    return text
+
+
+def _describe(data: Mapping[str, Any], loc: Loc, message: str) -> str:
+    return f"{_location(data, loc)}: {message}" if loc else message
+
+
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's error in plain words, with the offending value when it is a short scalar."""
+    kind, msg, value = error["type"], error["msg"], error.get("input")
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "literal_error":
+        text = f"must be {_choices(str(error.get('ctx', {}).get('expected', '')))}"
+    else:
+        text = msg.removeprefix("Value error, ").replace("Input should be ", "must be ", 1)
+    shows_value = kind == "literal_error" or msg.startswith("Input should be ")
+    if shows_value and isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
+        text += f" (got {value!r})"
+    return text
+
+
+def _choices(expected: str) -> str:
+    """Pydantic's `'a', <Kind.B: 'b'> or 'c'` as `one of a, b, c` (or just `a`)."""
+    plain = _ENUM_REPR.sub(r"\1", expected).replace("'", "")
+    return f"one of {plain.replace(' or ', ', ')}" if " or " in plain else plain
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -173,10 +280,21 @@ def load_manifest(path: Path) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()
-        )
-        raise ManifestError(f"manifest {path} is invalid: {problems}") from exc
+        raise ManifestError(_invalid(path, raw, exc.errors())) from exc
+
+
+def _invalid(path: Path, raw: Mapping[str, Any], errors: list[ErrorDetails]) -> str:
+    """The ManifestError message: field errors, then the consistency problems of the raw mapping.
+
+    The top-level (empty `loc`) errors come from `Manifest._consistent_ids` and are replaced by
+    `consistency_problems(raw)`, which also runs when field errors kept the model validator from running.
+    """
+    problems = [(tuple(e["loc"]), _message(e)) for e in errors if e["loc"]] + consistency_problems(raw)
+    if not problems:  # cannot happen while the model validator uses consistency_problems; never hide an error
+        problems = [((), _message(e)) for e in errors]
+    lines = [f"  - {_describe(raw, loc, message)}" for loc, message in problems]
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    return "\n".join([f"manifest {path} is invalid ({count}):", *lines])
 
 
 def manifest_json_schema() -> dict[str, Any]:
