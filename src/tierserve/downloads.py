@@ -88,6 +88,8 @@ def plan_download(
         options.height,
         options.downsample_dimensions,
     )
+    output = FORMATS[options.format]
+    output.check_size(window.width, window.height)
     plan = plan_read(record.image_width, record.image_height, record.tier_count, window)
     pixels = plan.output.width * plan.output.height
     if pixels > max_output_pixels:
@@ -106,7 +108,7 @@ def plan_download(
         intensity_channel=FLUORESCENCE_SIGNAL if deep_colour else None,
         native=native,
     )
-    return DownloadJob(record.id, layer.path, spec, Encoding(options.quality, chroma), FORMATS[options.format])
+    return DownloadJob(record.id, layer.path, spec, Encoding(options.quality, chroma), output)
 
 
 def channel_window(

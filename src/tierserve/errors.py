@@ -9,6 +9,7 @@ TierserveError
  │   └─ LayerNotFound         the image has no layer for the requested view
  ├─ Unavailable               the server is too busy or a render ran out of time (retry later)
  ├─ StorageError              a stored pyramid is missing or unreadable (server fault)
+ ├─ EncodeFailed              the output encoder failed on pixels read fine (server fault)
  └─ IngestError               a manifest entry cannot be ingested
      └─ ManifestError         the manifest itself is invalid
 """
@@ -58,6 +59,10 @@ class LayerNotFound(NotFound):
 
 class StorageError(TierserveError):
     """A stored file is missing or cannot be decoded; the message names the image, not the path."""
+
+
+class EncodeFailed(TierserveError):
+    """The output encoder failed on pixels that were read fine; the message names the encoder's reason."""
 
 
 class IngestError(TierserveError):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx2
 import pytest
+from PIL import Image
+
+from tierserve.core.encode import FORMATS
+from tierserve.errors import InvalidRequest
 
 CASES = [
     ("/api/v2/section_image_download/abc", 400, "image id must be a positive integer, got 'abc'"),
@@ -92,3 +98,23 @@ def test_filename_cannot_inject_headers(http: httpx2.Client) -> None:
     assert response.status_code == 200
     assert response.headers["content-disposition"] == "inline; filename=query.json"
     assert "x-evil" not in response.headers
+
+
+@pytest.mark.parametrize(("fmt", "media_type"), [("png", "image/png"), ("tiff", "image/tiff")])
+def test_png_and_tiff_outputs_are_not_held_to_the_jpeg_side_limit(
+    http: httpx2.Client, fmt: str, media_type: str
+) -> None:
+    response = http.get(f"/api/v2/section_image_download/2001?width=70000&height=8&format={fmt}")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == media_type
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.size == (1500, 8)  # clipped to the 1500-pixel-wide image
+
+
+def test_each_format_names_its_own_side_limit() -> None:
+    FORMATS["jpeg"].check_size(65_535, 1)
+    with pytest.raises(InvalidRequest, match="exceeds the JPEG limit of 65535 pixels per side"):
+        FORMATS["jpeg"].check_size(65_536, 1)
+    FORMATS["png"].check_size(2**31 - 1, 1)
+    with pytest.raises(InvalidRequest, match="exceeds the PNG limit of 2147483647 pixels per side"):
+        FORMATS["png"].check_size(1, 2**31)

@@ -5,7 +5,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tierserve.core.tiers import (
-    MAX_OUTPUT_SIDE,
     SMALLEST_LEVEL_SIDE,
     Box,
     Window,
@@ -83,11 +82,6 @@ def test_plan_read_is_the_clipped_window_on_the_tier_grid(request: tuple[int, in
 def test_plan_read_rejects_downsample_without_pixels() -> None:
     with pytest.raises(InvalidRequest, match="largest downsample is 9"):
         plan_read(1000, 600, 2, Window(10, 0, 0, 1, 1))
-
-
-def test_plan_read_rejects_outputs_over_the_jpeg_limit() -> None:
-    with pytest.raises(InvalidRequest, match="JPEG limit"):
-        plan_read(100_000, 100, 8, Window(0, 0, 0, MAX_OUTPUT_SIDE + 1, 10))
 
 
 def test_plan_read_outside_names_the_region() -> None:

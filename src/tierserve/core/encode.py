@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pyvips
 
-from tierserve.errors import StorageError
+from tierserve.core.vips_errors import is_read_failure, vips_reason
+from tierserve.errors import EncodeFailed, InvalidRequest, StorageError
 
 #: A sink takes the next chunk of output and returns False to abort the encode (client gone).
 Sink = Callable[[bytes], bool]
@@ -43,14 +44,24 @@ class Encoding:
 
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
-    """An output encoding: its media type, file extension, and encoders (image or array, encoding,
-    sink); `encode_array` is None where only libvips encodes the format."""
+    """An output encoding: its media type, file extension, longest side the format can hold (pixels),
+    and encoders (image or array, encoding, sink); `encode_array` is None where only libvips encodes
+    the format."""
 
     name: str
     media_type: str
     extension: str
+    max_side: int
     encode: Callable[[pyvips.Image, Encoding, Sink], None]
     encode_array: Callable[[npt.NDArray[np.uint8], Encoding, Sink], None] | None = None
+
+    def check_size(self, width: int, height: int) -> None:
+        """Raise `InvalidRequest` when a `width` x `height` output does not fit the format."""
+        if width > self.max_side or height > self.max_side:
+            raise InvalidRequest(
+                f"output of {width}x{height} tier pixels exceeds the {self.name.upper()} limit of "
+                f"{self.max_side} pixels per side"
+            )
 
 
 def _target(sink: Sink) -> tuple[pyvips.TargetCustom, Callable[[], bool]]:
@@ -74,7 +85,9 @@ def _run(save: Callable[[], None], was_aborted: Callable[[], bool]) -> None:
     except pyvips.Error as exc:
         if was_aborted():
             raise EncodeAborted() from exc
-        raise StorageError("stored pyramid could not be decoded") from exc
+        if is_read_failure(exc):
+            raise StorageError("stored pyramid could not be decoded") from exc
+        raise EncodeFailed(f"the output could not be encoded: {vips_reason(exc)}") from exc
 
 
 def encode_jpeg(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
@@ -82,7 +95,8 @@ def encode_jpeg(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
 
     libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Chroma follows
     `encoding.chroma` (see `ChromaSubsampling`).
-    Raises `EncodeAborted` when the sink refused a chunk, `StorageError` when decoding failed.
+    Raises `EncodeAborted` when the sink refused a chunk, `StorageError` when decoding failed,
+    `EncodeFailed` when encoding did.
     """
     target, aborted = _target(sink)
     subsample = "on" if encoding.chroma == "420" else "auto"
@@ -121,7 +135,8 @@ def encode_tiff(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
 
 
 FORMATS: dict[str, OutputFormat] = {
-    "jpeg": OutputFormat("jpeg", "image/jpeg", "jpg", encode_jpeg, encode_jpeg_array),
-    "png": OutputFormat("png", "image/png", "png", encode_png),
-    "tiff": OutputFormat("tiff", "image/tiff", "tif", encode_tiff),
+    # JPEG stores sides in 16 bits; PNG in 31 bits; TIFF in 32 bits, of which libvips addresses 31.
+    "jpeg": OutputFormat("jpeg", "image/jpeg", "jpg", 65_535, encode_jpeg, encode_jpeg_array),
+    "png": OutputFormat("png", "image/png", "png", 2**31 - 1, encode_png),
+    "tiff": OutputFormat("tiff", "image/tiff", "tif", 2**31 - 1, encode_tiff),
 }

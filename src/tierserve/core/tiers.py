@@ -15,8 +15,6 @@ from tierserve.errors import InvalidRequest, RegionOutsideImage
 
 #: Pyramids stop at the first level whose longer side is under this many pixels.
 SMALLEST_LEVEL_SIDE = 512
-#: Output sides are limited by the JPEG format.
-MAX_OUTPUT_SIDE = 65535
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +140,6 @@ def plan_read(image_width: int, image_height: int, levels: int, window: Window) 
         raise InvalidRequest(
             f"downsample={d} leaves no pixels of this {image_width}x{image_height} image; "
             f"the largest downsample is {max_downsample(image_width, image_height)}"
-        )
-    if window.width > MAX_OUTPUT_SIDE or window.height > MAX_OUTPUT_SIDE:
-        raise InvalidRequest(
-            f"output of {window.width}x{window.height} tier pixels exceeds the JPEG limit of "
-            f"{MAX_OUTPUT_SIDE} pixels per side"
         )
     s = 1 << d
     tier = Box(0, 0, tier_size(image_width, d), tier_size(image_height, d))
