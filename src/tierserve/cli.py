@@ -4,76 +4,197 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Collection, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from tierserve import __version__
 from tierserve.db.database import Database
+from tierserve.db.models import SubImage
 from tierserve.errors import ManifestError
-from tierserve.ingest.manifest import load_manifest, manifest_json_schema
+from tierserve.ingest.distributed import DaskBuilder, DaskUnavailable, dask_client, require_dask
+from tierserve.ingest.manifest import Manifest, load_manifest, manifest_json_schema
 from tierserve.ingest.pipeline import Ingestor, IngestReport
-from tierserve.settings import Settings
-from tierserve.storage import LocalStore
+from tierserve.settings import ENV_PREFIX, Problem, Settings, SettingsError, default_text, load_settings, mask_url
+from tierserve.storage import Store
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Allen-compatible image download service.")
+if TYPE_CHECKING:
+    from tierserve.demo.collection import DemoPlan
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="Allen-compatible image download service.",
+)
 console = Console(stderr=True)
 
-DataDir = Annotated[Path | None, typer.Option(help="Data directory [env: TIERSERVE_DATA_DIR].")]
-DatabaseUrl = Annotated[str | None, typer.Option(help="SQLAlchemy URL [env: TIERSERVE_DATABASE_URL].")]
-Host = Annotated[str | None, typer.Option(help="Bind address [env: TIERSERVE_HOST].")]
-Port = Annotated[int | None, typer.Option(help="TCP port [env: TIERSERVE_PORT].")]
-Workers = Annotated[int | None, typer.Option(help="Worker processes [env: TIERSERVE_WORKERS].")]
+#: Off a terminal, seconds between the "tiles written" lines of one image.
+PROGRESS_LINE_SECONDS = 10.0
+#: How the ingest progress names an image's outcome, and the colour of its bar.
+OUTCOME_WORDS = {"ingested": "ingested", "skipped": "already present", "failed": "failed"}
+OUTCOME_STYLES = {"ingested": "green", "skipped": "dim", "failed": "red"}
 
 
-def _settings(**overrides: Any) -> Settings:
-    """Environment settings with the command-line options that were given on top."""
-    given = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**given)
+def _option(text: str, field: str) -> Any:
+    """A settings option (None: not given): its help names the variable and the Settings model's default.
+
+    Only the settings object reads the environment (no `envvar`), so an option's default is None and
+    the help text shows the real one.
+    """
+    notes = escape(f"[env var: {ENV_PREFIX}{field.upper()}] [default: {default_text(field)}]")
+    return typer.Option(help=f"{text} {notes}", show_default=False)
 
 
-class _RichObserver:
-    """Draws one progress bar per image from the ingest pipeline's events."""
+DataDir = Annotated[Path | None, _option("Data directory (pyramid store, SQLite file).", "data_dir")]
+DatabaseUrl = Annotated[str | None, _option("SQLAlchemy database URL.", "database_url")]
+Host = Annotated[str | None, _option("Bind address.", "host")]
+Port = Annotated[int | None, _option("TCP port.", "port")]
+Workers = Annotated[int | None, _option("Worker processes.", "workers")]
 
-    def __init__(self, progress: Progress) -> None:
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The command-line options that were given (field -> value)."""
+    return {field: value for field, value in options.items() if value is not None}
+
+
+def _line(text: str) -> None:
+    """Print `text` as one plain line (no markup, no wrapping)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _error(message: str) -> None:
+    console.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
+
+
+@contextmanager
+def _settings_errors(options: Collection[str]) -> Iterator[None]:
+    """Turn a SettingsError into one line per wrong setting (named as it was given) and exit code 2."""
+    try:
+        yield
+    except SettingsError as exc:
+        for line in exc.lines(options):
+            _error(line)
+        raise typer.Exit(2) from exc
+
+
+def _open_database(settings: Settings, store: Store | None = None) -> Database:
+    """Check the settings and open their database with its schema migrated (asking `store` what a
+    migration needs of stored files); raises SettingsError."""
+    settings.check()
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate(store)
+    except OperationalError as exc:
+        database.dispose()
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        url = mask_url(settings.resolved_database_url)
+        raise SettingsError([Problem("database_url", url, f"cannot reach the database: {reason}")]) from exc
+    return database
+
+
+@contextmanager
+def _progress_bars() -> Iterator[Progress | None]:
+    """Rich progress bars on a terminal; None otherwise (the caller prints plain lines instead)."""
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        yield progress
+
+
+@dataclass
+class _ImageProgress:
+    """An image under way: its tile count, the tiles written so far and its bar (on a terminal)."""
+
+    tiles: int
+    written: int = 0
+    task: TaskID | None = None
+
+
+class _ProgressObserver:
+    """Ingest progress: a bar per image on a terminal (red when it failed), plain lines otherwise.
+
+    Off a terminal each image gets one line as it finishes (``ingested 3/14: ENTRY``) and, while images
+    are written, a line of tiles written at most every PROGRESS_LINE_SECONDS. A failure's message is
+    left to the final table. Images may be under way side by side: every event names its entry.
+    """
+
+    def __init__(self, progress: Progress | None, images: int) -> None:
         self.progress = progress
-        self.task: TaskID | None = None
+        self.images = images
+        self.finished = 0
+        self.under_way: dict[str, _ImageProgress] = {}
+        self.last_line = time.monotonic()
 
     def image_started(self, entry: str, tiles: int) -> None:
-        self.task = self.progress.add_task(entry, total=tiles)
+        task = None if self.progress is None else self.progress.add_task(escape(entry), total=tiles)
+        self.under_way[entry] = _ImageProgress(tiles, task=task)
 
-    def tiles_written(self, count: int) -> None:
-        if self.task is not None:
-            self.progress.advance(self.task, count)
-
-    def layer_published(self, entry: str, key: str) -> None: ...
-
-    def before_commit(self, entry: str) -> None: ...
+    def tiles_written(self, entry: str, count: int) -> None:
+        image = self.under_way.get(entry)
+        if image is None:
+            return
+        image.written += count
+        if self.progress is not None and image.task is not None:
+            self.progress.advance(image.task, count)
+        elif self.progress is None and time.monotonic() - self.last_line >= PROGRESS_LINE_SECONDS:
+            self.last_line = time.monotonic()
+            _line(f"  {entry}: {image.written}/{image.tiles} tiles written")
 
     def image_finished(self, entry: str, outcome: str) -> None:
-        if self.task is not None and outcome == "ingested":
-            self.progress.update(self.task, description=f"[green]{entry}")
-        elif outcome != "ingested":
-            console.print(f"{entry}: {outcome}")
-        self.task = None
+        self.finished += 1
+        image = self.under_way.pop(entry, None)
+        word = OUTCOME_WORDS.get(outcome, outcome)
+        if self.progress is None:
+            _line(f"{word} {self.finished}/{self.images}: {entry}")
+        else:
+            self._mark(self.progress, image.task if image else None, entry, outcome, word)
+
+    @staticmethod
+    def _mark(progress: Progress, task: TaskID | None, entry: str, outcome: str, word: str) -> None:
+        """Colour the image's bar by outcome (an image that never started gets a one-step bar)."""
+        if task is None:
+            task = progress.add_task("", total=1, completed=0 if outcome == "failed" else 1)
+        label = escape(entry) if outcome == "ingested" else f"{escape(entry)}: {word}"
+        progress.update(task, description=f"[{OUTCOME_STYLES.get(outcome, 'red')}]{label}")
 
 
-def run_ingest(settings: Settings, manifest_path: Path) -> IngestReport:
-    """Validate and ingest a manifest with progress bars; prints a summary."""
+def _image_count(manifest: Manifest) -> int:
+    sections = sum(len(data_set.images) for data_set in manifest.section_data_sets)
+    return sections + sum(len(data_set.images) for data_set in manifest.atlas_data_sets)
+
+
+def run_ingest(settings: Settings, manifest_path: Path, cluster: Cluster | None = None) -> IngestReport:
+    """Validate and ingest a manifest, showing progress; prints a summary and a table of failed entries.
+
+    With `cluster`, images are built on Dask workers (raises `DaskUnavailable` without Dask).
+    """
     manifest = load_manifest(manifest_path)
-    database = Database(settings.resolved_database_url)
-    database.migrate()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    store = settings.open_store()
+    database = _open_database(settings, store)
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            ingestor = Ingestor(
-                database, LocalStore(settings.store_dir), _RichObserver(progress), roots=settings.ingest_roots
-            )
-            report = ingestor.run(manifest, manifest_path.parent)
+        with _progress_bars() as progress, ExitStack() as stack:
+            observer = _ProgressObserver(progress, _image_count(manifest))
+            builder = None
+            if cluster is not None:
+                client = stack.enter_context(dask_client(cluster.workers, cluster.scheduler))
+                builder = DaskBuilder(client, settings.resolved_store_url, settings.data_dir)
+            ingestor = Ingestor(database, store, observer, roots=settings.ingest_roots, builder=builder)
+            report = ingestor.run(manifest, manifest_path.parent.absolute())
     finally:
         database.dispose()
     console.print(
@@ -82,19 +203,44 @@ def run_ingest(settings: Settings, manifest_path: Path) -> IngestReport:
     if report.failed:
         table = Table("manifest entry", "problem", title="Failed entries")
         for entry, message in report.failed:
-            table.add_row(entry, message)
+            table.add_row(escape(entry), escape(message))
+        console.print(table)
+    if report.warnings:
+        table = Table("manifest entry", "warning", title="Ingested with warnings")
+        for entry, message in report.warnings:
+            table.add_row(escape(entry), escape(message))
         console.print(table)
     return report
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _collection_summary(database: Database, settings: Settings) -> str:
+    """What `serve` serves: image counts, the store and the database (password masked)."""
+    with database.session() as session:
+        rows = session.execute(select(SubImage.type, func.count()).group_by(SubImage.type)).tuples()
+        counts = dict(rows.all())
+    sections, atlases = counts.get("SectionImage", 0), counts.get("AtlasImage", 0)
+    if sections + atlases == 0:
+        return "no images ingested yet: run 'tierserve ingest MANIFEST' or 'tierserve demo'"
+    kinds = f"{_plural(sections, 'section image')}, {_plural(atlases, 'atlas image')}"
+    where = f"{settings.resolved_store_url}; database {mask_url(settings.resolved_database_url)}"
+    return f"serving {_plural(sections + atlases, 'image')} ({kinds}) from {where}"
 
 
 def _serve(settings: Settings) -> None:
     import uvicorn
 
-    database = Database(settings.resolved_database_url)
-    database.migrate()
-    database.dispose()
+    database = _open_database(settings, settings.open_store())
+    try:
+        summary = _collection_summary(database, settings)
+    finally:
+        database.dispose()
     settings.export_environment()
-    console.print(f"data directory: {settings.data_dir}")
+    _line(f"data directory: {settings.data_dir}")
+    _line(summary)
     uvicorn.run(
         "tierserve.api.app:create_app",
         factory=True,
@@ -106,20 +252,68 @@ def _serve(settings: Settings) -> None:
     )
 
 
+def _generate_demo_sources(plan: DemoPlan) -> Path:
+    """Write the demo's source files (first run only), showing each file as it is written."""
+    from tierserve.demo.collection import SOURCE_FILE_COUNT, build_demo_sources
+
+    if plan.manifest_path.exists():
+        return plan.manifest_path
+    _line(f"generating {SOURCE_FILE_COUNT} demo source files in {plan.directory} (first run only)")
+    written = 0
+    with _progress_bars() as progress:
+        task = None if progress is None else progress.add_task("generating demo sources", total=SOURCE_FILE_COUNT)
+
+        def on_file(name: str) -> None:
+            nonlocal written
+            written += 1
+            if progress is None or task is None:
+                _line(f"generated {written}/{SOURCE_FILE_COUNT}: {name}")
+            else:
+                progress.update(task, advance=1, description=f"generated {escape(name)}")
+
+        return build_demo_sources(plan, on_file=on_file)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where ingest builds images: a new local Dask cluster of `workers` processes, or `scheduler`."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+
+
 @app.command()
 def ingest(
-    manifest: Annotated[Path, typer.Argument(help="Manifest file (YAML or JSON).", exists=False)],
+    manifest: Annotated[Path, typer.Argument(help="Manifest file (YAML or JSON).", metavar="MANIFEST", exists=False)],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    dask_workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Build images on a local Dask cluster of N worker processes (needs tierserve[dask])."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Build images on the Dask cluster of this scheduler, e.g. tcp://host:8786 (needs tierserve[dask])."
+        ),
+    ] = None,
 ) -> None:
     """Ingest the collection described by MANIFEST (already ingested images are skipped)."""
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    console.print(f"data directory: {settings.data_dir}")
-    try:
-        report = run_ingest(settings, manifest)
-    except ManifestError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
+    options = _given(data_dir=data_dir, database_url=database_url)
+    if dask_workers is not None and scheduler is not None:
+        _error("give --dask-workers or --scheduler, not both")
+        raise typer.Exit(2)
+    cluster = Cluster(dask_workers, scheduler) if dask_workers is not None or scheduler is not None else None
+    with _settings_errors(options):
+        settings = load_settings(options)
+        _line(f"data directory: {settings.data_dir}")
+        try:
+            if cluster is not None:
+                require_dask()
+            report = run_ingest(settings, manifest, cluster)
+        except (ManifestError, DaskUnavailable) as exc:
+            _error(exc.message)
+            raise typer.Exit(2) from exc
     if not report.ok:
         raise typer.Exit(1)
 
@@ -133,7 +327,9 @@ def serve(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Serve the ingested collection over HTTP."""
-    _serve(_settings(host=host, port=port, workers=workers, data_dir=data_dir, database_url=database_url))
+    options = _given(host=host, port=port, workers=workers, data_dir=data_dir, database_url=database_url)
+    with _settings_errors(options):
+        _serve(load_settings(options))
 
 
 @app.command()
@@ -147,30 +343,30 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after building.")] = True,
 ) -> None:
     """Build the demo collection if absent, ingest it, and serve it."""
-    from tierserve.demo.collection import DemoPlan, build_demo_sources, example_urls
+    from tierserve.demo.collection import DemoPlan, example_urls
 
-    settings = _settings(host=host, port=port, workers=workers, data_dir=data_dir, database_url=database_url)
-    console.print(f"data directory: {settings.data_dir}")
-    plan = DemoPlan(settings.data_dir / "demo-sources", scale)
-    with console.status("generating demo sources (first run only)") as status:
-        manifest = build_demo_sources(plan, on_file=lambda name: status.update(f"generated {name}"))
-    report = run_ingest(settings, manifest)
-    if not report.ok:
-        raise typer.Exit(1)
-    base = f"http://{settings.host}:{settings.port}"
-    console.print("try:\n  " + "\n  ".join(example_urls(base)), soft_wrap=True)
-    if serve_after:
-        _serve(settings)
+    options = _given(host=host, port=port, workers=workers, data_dir=data_dir, database_url=database_url)
+    with _settings_errors(options):
+        settings = load_settings(options)
+        _open_database(settings, settings.open_store()).dispose()
+        _line(f"data directory: {settings.data_dir}")
+        manifest = _generate_demo_sources(DemoPlan(settings.data_dir / "demo-sources", scale))
+        if not run_ingest(settings, manifest).ok:
+            raise typer.Exit(1)
+        base = f"http://{settings.host}:{settings.port}"
+        _line("try:\n  " + "\n  ".join(example_urls(base, scale)))
+        if serve_after:
+            _serve(settings)
 
 
 @app.command()
 def migrate(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Create or upgrade the database schema to the newest revision."""
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    database = Database(settings.resolved_database_url)
-    database.migrate()
-    database.dispose()
-    console.print(f"schema is up to date: {settings.resolved_database_url}")
+    options = _given(data_dir=data_dir, database_url=database_url)
+    with _settings_errors(options):
+        settings = load_settings(options)
+        _open_database(settings, settings.open_store()).dispose()
+    _line(f"schema is up to date: {mask_url(settings.resolved_database_url)}")
 
 
 @app.command("manifest-schema")

@@ -1,15 +1,35 @@
-"""One settings object, read from `TIERSERVE_*` environment variables (and `.env`)."""
+"""One settings object, read from `TIERSERVE_*` environment variables (and `.env`).
+
+Start-up settings are checked in one place, `load_settings` (values) and `Settings.check` (database
+driver, folders): a wrong one raises `SettingsError`, which names each wrong setting, its value
+(passwords masked) and what is expected.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from platformdirs import user_data_path
-from pydantic import Field
+from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from tierserve.storage import Store, open_store
+from tierserve.storage.urls import store_url_scheme
+
+ENV_PREFIX = "TIERSERVE_"
+DATABASE_EXAMPLES = "sqlite:////path/to/tierserve.db or postgresql+psycopg://user:password@host/database"
+POSTGRES_INSTALL = "pip install 'tierserve[postgres]'"
 
 
 def default_data_dir() -> Path:
@@ -20,11 +40,16 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Configuration shared by the CLI, the ingest pipeline and the web app."""
 
-    model_config = SettingsConfigDict(env_prefix="TIERSERVE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir, description="Store and default database live here.")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is a SQLite file in the data directory."
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="Where pyramids live: file:///path, s3://bucket/prefix (also gs://, az://); "
+        "default: the data directory's store. Object store endpoint and credentials: AWS_* variables.",
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port of the HTTP server.")
@@ -74,13 +99,173 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'tierserve.db'}"
 
     @property
-    def store_dir(self) -> Path:
-        """Root of the local pyramid store."""
-        return self.data_dir / "store"
+    def resolved_store_url(self) -> str:
+        """The configured store URL, or the data directory's local store (``file:///<data dir>/store``)."""
+        return self.store_url or (self.data_dir / "store").absolute().as_uri()
+
+    def open_store(self) -> Store:
+        """The store at `resolved_store_url` (object stores keep ingest scratch in the data directory)."""
+        return open_store(self.resolved_store_url, self.data_dir)
 
     def export_environment(self) -> None:
         """Write these settings to `os.environ` so that worker processes read the same values."""
         for name, value in self.model_dump(mode="json").items():
             if value is not None:
                 text = json.dumps(value) if isinstance(value, list | dict) else str(value)
-                os.environ[f"TIERSERVE_{name.upper()}"] = text
+                os.environ[f"{ENV_PREFIX}{name.upper()}"] = text
+
+    def check(self) -> None:
+        """Check the database URL and create the data directory; raises `SettingsError` naming what is wrong.
+
+        The data directory is created (with its parents only at the default location); a SQLite file
+        elsewhere must be in an existing folder.
+        """
+        problems = [*_data_dir_problems(self), *_database_problems(self), *_store_problems(self)]
+        if problems:
+            raise SettingsError(problems)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One wrong setting: the field, its value as shown (passwords masked) and what is expected."""
+
+    field: str
+    value: str
+    expected: str
+
+    def line(self, options: Collection[str] = ()) -> str:
+        """``NAME=VALUE: expected``, NAME being the command-line option if the field was given there."""
+        name = f"--{self.field.replace('_', '-')}" if self.field in options else f"{ENV_PREFIX}{self.field.upper()}"
+        return f"{name}={shlex.quote(self.value)}: {self.expected}"
+
+
+class SettingsError(Exception):
+    """Settings that are wrong at start-up; the CLI prints one line per problem and exits 2."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(problem.line() for problem in problems))
+        self.problems = problems
+
+    def lines(self, options: Collection[str] = ()) -> list[str]:
+        return [problem.line(options) for problem in self.problems]
+
+
+def _store_problems(settings: Settings) -> list[Problem]:
+    try:
+        store_url_scheme(settings.resolved_store_url)
+    except ValueError as exc:
+        return [Problem("store_url", str(settings.store_url), str(exc))]
+    return []
+
+
+def load_settings(options: Mapping[str, Any] | None = None) -> Settings:
+    """The environment's settings with command-line options (field -> value) on top; raises SettingsError.
+
+    Values are validated here; `Settings.check` then checks what needs the outside world (database
+    driver, folders) before a command does any work.
+    """
+    try:
+        return Settings(**(options or {}))
+    except ValidationError as exc:
+        raise SettingsError([_validation_problem(error) for error in exc.errors()]) from exc
+    except SourceError as exc:
+        raise SettingsError([_source_problem(exc)]) from exc
+
+
+def default_text(field: str) -> str:
+    """A field's default as help texts show it."""
+    if field == "database_url":
+        return "sqlite:///<data dir>/tierserve.db"
+    return str(Settings.model_fields[field].get_default(call_default_factory=True))
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password replaced by ``***`` (also when it does not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def _shown(field: str, value: Any) -> str:
+    if field == "database_url" and isinstance(value, str):
+        return mask_url(value)
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _validation_problem(error: ErrorDetails) -> Problem:
+    """A pydantic error on one field as a Problem (the item's index for an item of a list)."""
+    field, *rest = error["loc"]
+    where = f" (item {'.'.join(map(str, rest))})" if rest else ""
+    return Problem(str(field), _shown(str(field), error["input"]), f"{error['msg'].lower()}{where}")
+
+
+def _source_problem(exc: SourceError) -> Problem:
+    """A value the environment source could not parse, e.g. bad JSON in a list setting."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    if found is None:
+        raise exc
+    field = found.group(1)
+    cause = exc.__cause__
+    value = getattr(cause, "doc", None)
+    if value is None:
+        value = os.environ.get(f"{ENV_PREFIX}{field.upper()}", "")
+    reason = f" ({cause})" if cause is not None else ""
+    return Problem(field, str(value), f'expected a JSON list, e.g. ["a", "b"]{reason}')
+
+
+def _data_dir_problems(settings: Settings) -> list[Problem]:
+    """Create the data directory: with its parents at the default location, only the last folder elsewhere."""
+    given = "data_dir" in settings.model_fields_set
+    try:
+        settings.data_dir.mkdir(parents=not given, exist_ok=True)
+    except FileNotFoundError:
+        expected = f"its parent folder {settings.data_dir.parent} does not exist"
+    except FileExistsError:
+        expected = "expected a directory; this is a file"
+    except OSError as exc:
+        expected = f"cannot create it: {exc.strerror}"
+    else:
+        return []
+    return [Problem("data_dir", str(settings.data_dir), expected)]
+
+
+def _database_problems(settings: Settings) -> list[Problem]:
+    """What is wrong with the database URL: syntax, dialect, driver module, SQLite folder."""
+    text = settings.resolved_database_url
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        return [Problem("database_url", mask_url(text), f"not a database URL; expected e.g. {DATABASE_EXAMPLES}")]
+    expected = _driver_problem(url)
+    if expected is None and settings.database_url:
+        expected = _sqlite_folder_problem(url)
+    if expected is None:
+        return []
+    return [Problem("database_url", url.render_as_string(hide_password=True), expected)]
+
+
+def _driver_problem(url: URL) -> str | None:
+    """Load the dialect and import its driver module the way SQLAlchemy will."""
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        return f"unknown database or driver '{url.drivername}'; expected e.g. {DATABASE_EXAMPLES}"
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = exc.name or url.get_driver_name()
+        if url.get_backend_name() != "postgresql":
+            return f"its driver module {module} is not installed"
+        if url.get_driver_name() != "psycopg":
+            return f"its driver module {module} is not installed; use postgresql+psycopg:// and {POSTGRES_INSTALL}"
+        return f"the PostgreSQL driver ({module}) is not installed: {POSTGRES_INSTALL}"
+    return None
+
+
+def _sqlite_folder_problem(url: URL) -> str | None:
+    """A SQLite file given by URL must be in a folder that exists (the default one is in the data directory)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    folder = Path(url.database).parent
+    return None if folder.is_dir() else f"the folder {folder} does not exist (create it, or choose another file)"

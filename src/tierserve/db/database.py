@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from tierserve.storage import StoreReader
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -18,6 +20,7 @@ class Database:
     """A database reached through one SQLAlchemy URL (SQLite file by default, PostgreSQL by URL)."""
 
     def __init__(self, url: str) -> None:
+        """An engine for `url` (no connection yet; folders are not created)."""
         self.url = url
         self.engine = _create_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -25,11 +28,16 @@ class Database:
     def session(self) -> Session:
         return self.sessions()
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    def migrate(self, store: StoreReader | None = None) -> None:
+        """Bring the schema to the newest Alembic revision (creates it on an empty database).
+
+        Migrations that record facts of stored files (the versions of 0002) ask `store`; without it
+        they record what they can without one.
+        """
         config = alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
+            config.attributes["store"] = store
             command.upgrade(config, "head")
 
     def dispose(self) -> None:
@@ -43,11 +51,10 @@ def alembic_config() -> Config:
 
 
 def _create_engine(url: str) -> Engine:
+    """An engine for `url`; a SQLite file's folder must exist (`Settings.check` creates the data directory)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -55,6 +55,10 @@ ATLAS_IMAGES = (
     (100883871, 5600, 4000),
     (100883872, 5600, 4000),
 )
+#: Files `build_demo_sources` writes besides the manifest (it reports each one as it is written).
+SOURCE_FILE_COUNT = 2 * len(ISH_IMAGES) + 2 + 2 * len(CONNECTIVITY_IMAGES) + (1 + len(ATLASES)) * len(ATLAS_IMAGES)
+#: The seed's region of interest in image 69750516 at scale 1: left, top, width, height.
+SEED_REGION = (6174, 2282, 1000, 1000)
 
 
 @dataclass(frozen=True)
@@ -216,13 +220,14 @@ def _save(image: pyvips.Image, path: Path, suffix: str) -> None:
         image.pngsave(str(path), compression=1)
 
 
-def example_urls(base: str) -> list[str]:
-    """A few URLs worth trying on the demo."""
+def example_urls(base: str, scale: float = 1.0) -> list[str]:
+    """A few URLs worth trying on the demo built at `scale` (the seed's region of interest, scaled)."""
     api = f"{base}/api/v2"
+    left, top, width, height = (max(1, round(value * scale)) for value in SEED_REGION)
     return [
         f"{api}/section_image_download/69750516?downsample=4",
         f"{api}/section_image_download/69750516?downsample=4&expression=true",
-        f"{api}/section_image_download/69750516?left=6174&top=2282&width=1000&height=1000",
+        f"{api}/section_image_download/69750516?left={left}&top={top}&width={width}&height={height}",
         f"{api}/section_image_download/71592261?downsample=3&quality=50",
         f"{api}/section_image_download/102146167?range=0,923,0,987,0,4095&downsample=4",
         f"{api}/projection_image_download/126862583?downsample=4&projection=true",
