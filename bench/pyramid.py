@@ -37,7 +37,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"{args.width} x {args.height} RGB: {info.levels} levels, {info.byte_size / 1e6:.1f} MB, "
+            f"{args.width} x {args.height} RGB: {info.levels} levels, {path.stat().st_size / 1e6:.1f} MB, "
             f"{elapsed:.1f} s, peak RSS {peak:.0f} MiB (one decoded copy: "
             f"{args.width * args.height * 3 / 1e6:.0f} MB)"
         )

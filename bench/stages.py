@@ -29,7 +29,8 @@ from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec
 from tierserve.core.render_array import block_mean, render_array
 from tierserve.core.tiers import ReadPlan, Window, plan_read
-from tierserve.core.tiles import set_decode_threads
+from tierserve.core.tiles import TileReader
+from tierserve.storage import local_file
 
 STAGED = ("6-tiles", "3-whole-not-stored", "2-whole-ds4")
 
@@ -38,7 +39,6 @@ def main() -> None:
     args = _arguments()
     images = collection.ensure(args.data_dir)
     store = args.data_dir / "store"
-    set_decode_threads(1)  # thread_time counts the calling thread only
     print("in process, median CPU ms per request (one thread):", flush=True)
     for workload in standard_workloads(**images):
         if workload.key in STAGED:
@@ -53,7 +53,7 @@ def main() -> None:
 
 def _stages(path: Path, requests: list[Request]) -> dict[str, float]:
     """Median CPU ms of each stage over `requests` (after one unmeasured pass)."""
-    pyramid = PyramidFile(str(path))
+    pyramid = PyramidFile(local_file(path), TileReader(decode_threads=1))  # thread_time counts one thread
     plans = [_plan(request) for request in requests]
     encoding = Encoding(requests[0].quality, "420")
     reads = [pyramid.read_array(plan.level, plan.box) for plan in plans]

@@ -20,11 +20,12 @@ from tierserve.core.pyramid import PyramidFile, is_small
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.render_array import render_array
 from tierserve.core.tiers import plan_read, resolve_window
+from tierserve.core.tiles import TileReader
 from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
 from tierserve.errors import LimitExceeded, StorageError
 from tierserve.layers import LayerKind, select_layer
-from tierserve.storage import Store
+from tierserve.storage import ObjectInfo, StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class DownloadJob:
     """A validated download: which file to read and how to render and encode it."""
 
     image_id: int
-    path: str
+    file: ObjectInfo
     spec: RenderSpec
     encoding: Encoding
     output: OutputFormat
@@ -108,7 +109,7 @@ def plan_download(
         intensity_channel=FLUORESCENCE_SIGNAL if deep_colour else None,
         native=native,
     )
-    return DownloadJob(record.id, layer.path, spec, Encoding(options.quality, chroma), output)
+    return DownloadJob(record.id, layer.file, spec, Encoding(options.quality, chroma), output)
 
 
 def channel_window(
@@ -122,33 +123,30 @@ def channel_window(
     return equalization or ChannelWindow.full_scale(layer.bits_per_component)
 
 
-def run_download(job: DownloadJob, store: Store, sink: Sink) -> None:
+def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: Sink) -> None:
     """Render and encode `job` into `sink`: small JPEG outputs in memory (`core.render_array`), the rest
     as a libvips stream. Storage failures are re-raised naming the image id."""
-    location = store.locate(job.path)
-    with _naming_the_image(job, location):
-        pyramid = PyramidFile(location)
+    with _naming_the_image(job, store):
+        pyramid = PyramidFile(store.open(job.file), tiles)
         if job.output.encode_array is not None and is_small(job.spec.plan.box):
             job.output.encode_array(render_array(pyramid, job.spec), job.encoding, sink)
         else:
             job.output.encode(render(pyramid, job.spec), job.encoding, sink)
 
 
-def entity_tag(job: DownloadJob, store: Store) -> str:
+def entity_tag(job: DownloadJob) -> str:
     """A strong HTTP entity tag of the job's output: a hash of everything that decides the bytes (the
-    planned job, the stored file's version, the tierserve version), computed without reading pixels.
-    Equivalent requests (parameter order, defaults spelt out, jpg/jpeg) plan equal jobs, so they share
-    a tag. Raises `StorageError` naming the image when the stored file is missing."""
-    with _naming_the_image(job, job.path):
-        version = store.version(job.path)
-    planned = (__version__, job.image_id, job.path, version, job.spec, job.encoding, job.output.name)
+    planned job, which names the stored file with the version ingest recorded, and the tierserve
+    version), computed without reading pixels or asking the store. Equivalent requests (parameter
+    order, defaults spelt out, jpg/jpeg) plan equal jobs, so they share a tag."""
+    planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name)
     return '"' + hashlib.blake2b(repr(planned).encode(), digest_size=16).hexdigest() + '"'
 
 
 @contextmanager
-def _naming_the_image(job: DownloadJob, location: str) -> Iterator[None]:
+def _naming_the_image(job: DownloadJob, store: StoreReader) -> Iterator[None]:
     try:
         yield
     except StorageError as exc:
-        log.error("image %s: %s (%s)", job.image_id, exc.message, location)
+        log.error("image %s: %s (%s in %s)", job.image_id, exc.message, job.file.key, store.name)
         raise StorageError(f"image {job.image_id}: {exc.message}") from exc

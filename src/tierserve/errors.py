@@ -8,6 +8,7 @@ TierserveError
  │   ├─ ImageNotFound         no image with that id (of the endpoint's model)
  │   └─ LayerNotFound         the image has no layer for the requested view
  ├─ Unavailable               the server is too busy or a render ran out of time (retry later)
+ │   └─ StoreUnavailable      the object store did not answer, even after retries
  ├─ StorageError              a stored pyramid is missing or unreadable (server fault)
  ├─ EncodeFailed              the output encoder failed on pixels read fine (server fault)
  └─ IngestError               a manifest entry cannot be ingested
@@ -43,6 +44,16 @@ class Unavailable(TierserveError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreUnavailable(Unavailable):
+    """The object store kept failing (throttling, timeouts, dropped connections) after its retries.
+
+    The message names the store (e.g. "object store s3://bucket/prefix did not answer: timed out").
+    """
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message, retry_after)
 
 
 class NotFound(TierserveError):

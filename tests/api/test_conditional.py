@@ -8,11 +8,14 @@ from pathlib import Path
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.conftest import Collection
 from tests.images import decode_jpeg
 from tierserve.api.app import create_app
 from tierserve.api.conditional import none_match
+from tierserve.db.database import Database
+from tierserve.db.models import ImageLayer
 from tierserve.settings import Settings
 
 REGION = "/api/v2/section_image_download/2001?left=100&top=50&width=200&height=100&quality=80"
@@ -84,18 +87,35 @@ def test_errors_carry_no_etag(http: httpx2.Client) -> None:
         assert "etag" not in response.headers
 
 
-def test_replacing_the_stored_file_changes_the_etag(collection: Collection, tmp_path: Path) -> None:
+def test_the_etag_follows_the_version_recorded_at_ingest(collection: Collection, tmp_path: Path) -> None:
+    """The ETag names the stored file's version as ingest recorded it, so no request asks the store; a
+    file replaced behind tierserve's back is an operator error (`tierserve gc` reports it)."""
+    if collection.settings.database_url:
+        pytest.skip("changes the database: runs on the collection's own SQLite copy only")
     data = tmp_path / "data"
     shutil.copytree(collection.settings.data_dir, data)
-    settings = Settings(data_dir=data, database_url=collection.settings.database_url, record_cache_seconds=60)
+    settings = Settings(data_dir=data, record_cache_seconds=0)
     with TestClient(create_app(settings)) as client:
         before = etag_of(client, REGION)
-        stored = data / "store" / "sub_images" / "2001" / "primary.ome.tif"
-        replacement = stored.with_suffix(".new")
-        shutil.copy(data / "store" / "sub_images" / "2002" / "primary.ome.tif", replacement)
-        replacement.replace(stored)
-        assert etag_of(client, REGION) != before
+        database = Database(settings.resolved_database_url)
+        with database.session() as session, session.begin():
+            layer = session.scalars(
+                select(ImageLayer).where(ImageLayer.sub_image_id == 2001, ImageLayer.kind == "primary")
+            ).one()
+            stored, replacement = data / "store" / layer.path, data / "store" / "replacement.tif"
+            other = session.scalars(
+                select(ImageLayer.path).where(ImageLayer.sub_image_id == 2002, ImageLayer.kind == "primary")
+            ).one()
+            shutil.copy(data / "store" / other, replacement)
+            replacement.replace(stored)  # behind tierserve's back: the recorded version still names the old file
+            assert client.get(REGION, headers={"If-None-Match": before}).status_code == 304
+            layer.version = "republished"  # what publishing a new version records
+            layer.byte_size = stored.stat().st_size
+        database.dispose()
+        after = etag_of(client, REGION)
+        assert after != before
         assert client.get(REGION, headers={"If-None-Match": before}).status_code == 200
+        assert client.get(REGION, headers={"If-None-Match": after}).status_code == 304
 
 
 @pytest.mark.parametrize(

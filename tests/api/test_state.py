@@ -1,4 +1,4 @@
-"""A worker's state is built from the settings, the core's process-wide knobs included."""
+"""A worker's state is built from the settings, the core's knobs included."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from pathlib import Path
 import pytest
 
 from tierserve.api.state import AppState
-from tierserve.core import tiles
 from tierserve.settings import Settings
 
 
 def test_a_worker_decodes_with_the_threads_of_its_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tiles, "_decode_threads", 1)  # restored after the test
     monkeypatch.setattr("os.cpu_count", lambda: 6)
     for settings, expected in (
         (Settings(data_dir=tmp_path, workers=2), 6),
@@ -20,6 +18,6 @@ def test_a_worker_decodes_with_the_threads_of_its_settings(tmp_path: Path, monke
     ):
         state = AppState.from_settings(settings)
         try:
-            assert tiles._decode_threads == expected
+            assert state.tiles.decode_threads == expected
         finally:
             state.close()

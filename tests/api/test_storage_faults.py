@@ -16,8 +16,8 @@ def test_missing_and_corrupt_files_name_the_image_and_spare_the_rest(collection:
     data = tmp_path / "data"
     shutil.copytree(collection.settings.data_dir, data)
     layers = data / "store" / "sub_images"
-    (layers / "2001" / "expression.ome.tif").unlink()
-    primary = layers / "2102" / "primary.ome.tif"
+    next((layers / "2001").rglob("expression.ome.tif")).unlink()
+    primary = next((layers / "2102").rglob("primary.ome.tif"))
     primary.write_bytes(primary.read_bytes()[:20_000])
     with TestClient(
         create_app(Settings(data_dir=data, database_url=collection.settings.database_url)),

@@ -17,9 +17,11 @@ from tierserve.core.encode import ChromaSubsampling, EncodeAborted, Encoding, en
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.tiers import Window, level_count, max_downsample, plan_read
+from tierserve.core.tiles import TileReader
 from tierserve.core.windowing import ChannelWindow
 from tierserve.errors import RegionOutsideImage, StorageError
 from tierserve.ingest.pyramid_writer import write_pyramid
+from tierserve.storage import local_file
 
 #: 12-bit data is stored losslessly; only the output JPEG (Q100) and 2x2 rounding per level differ.
 PSNR_LOSSLESS_SOURCE = 45.0
@@ -41,7 +43,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
     array = multiscale_pattern(700, 1100, 3, 4095, seed=11)
     path = directory / "u12.ome.tif"
     write_pyramid(pyvips.Image.new_from_array(array.astype(np.uint16)), path, directory, quality=90)
-    return Stored(array, PyramidFile(str(path)))
+    return Stored(array, PyramidFile(local_file(path), TileReader()))
 
 
 def _encode(image: pyvips.Image, quality: int = 100, chroma: ChromaSubsampling = "auto") -> bytes:
@@ -126,9 +128,9 @@ def test_encoder_stops_when_the_sink_refuses(stored: Stored) -> None:
 
 def test_missing_and_corrupt_files_raise_storage_errors(tmp_path: Path, stored: Stored) -> None:
     with pytest.raises(StorageError, match="missing"):
-        PyramidFile(str(tmp_path / "absent.ome.tif"))
+        local_file(tmp_path / "absent.ome.tif")
     corrupt = tmp_path / "corrupt.ome.tif"
-    corrupt.write_bytes(Path(stored.pyramid.path).read_bytes()[:5000])
+    corrupt.write_bytes(Path(str(stored.pyramid.file.local_path)).read_bytes()[:5000])
     with pytest.raises(StorageError):
         plan = plan_read(*stored.size, 2, Window(0, 0, 0, 300, 300))
-        _encode(render(PyramidFile(str(corrupt)), RenderSpec(plan, ChannelWindow.full_scale(12))))
+        _encode(render(PyramidFile(local_file(corrupt), TileReader()), RenderSpec(plan, ChannelWindow.full_scale(12))))

@@ -18,8 +18,10 @@ from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.render_array import render_array
 from tierserve.core.tiers import Window, level_count, max_downsample, plan_read
+from tierserve.core.tiles import TileReader
 from tierserve.core.windowing import ChannelWindow
 from tierserve.ingest.pyramid_writer import write_pyramid
+from tierserve.storage import local_file
 
 SIZE = (900, 600)  # width, height
 BITS = {"rgb8": 8, "grey8": 8, "rgb12": 12, "grey16": 16}
@@ -39,7 +41,7 @@ def pyramids(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PyramidFile]
     for name, array in arrays.items():
         path = directory / f"{name}.ome.tif"
         write_pyramid(pyvips.Image.new_from_array(array), path, directory, quality=90)
-        out[name] = PyramidFile(str(path))
+        out[name] = PyramidFile(local_file(path), TileReader())
     return out
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import dataclasses
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,12 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.images import multiscale_pattern, slide_pattern
-from tierserve.core import tiles as tiles_module
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.tiers import Box, level_count
-from tierserve.core.tiles import LevelTiles, TileIndex, set_decode_threads, tile_index
+from tierserve.core.tiles import TileReader
 from tierserve.errors import StorageError
 from tierserve.ingest.pyramid_writer import write_pyramid
+from tierserve.storage import ObjectInfo, StoredFile, local_file
+from tierserve.storage.memory import MemoryStore
 
 SIZE = (1100, 700)  # width, height: edge tiles are partial at every level
 
@@ -41,6 +43,32 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return paths
 
 
+@pytest.fixture(scope="module")
+def tiles() -> Iterator[TileReader]:
+    reader = TileReader()
+    yield reader
+    reader.close()
+
+
+@pytest.fixture(scope="module")
+def remote(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> MemoryStore:
+    """The same files in a store without local paths: libvips reads them through ranged reads."""
+    store = MemoryStore(tmp_path_factory.mktemp("memory-scratch"))
+    for name, path in files.items():
+        store.put(name, Path(path).read_bytes())
+    return store
+
+
+Opener = Callable[[str], StoredFile]
+
+
+@pytest.fixture(params=["local", "remote"])
+def opener(request: pytest.FixtureRequest, files: dict[str, str], remote: MemoryStore) -> Opener:
+    if request.param == "local":
+        return lambda name: local_file(Path(files[name]))
+    return lambda name: remote.open(remote.stat(name))
+
+
 @st.composite
 def boxes(draw: st.DrawFn) -> tuple[int, Box]:
     level = draw(st.integers(0, level_count(*SIZE) - 1))
@@ -52,9 +80,11 @@ def boxes(draw: st.DrawFn) -> tuple[int, Box]:
 @pytest.mark.parametrize("name", ["rgb8", "grey8", "rgb12"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(box=boxes())
-def test_decoded_tiles_equal_the_libvips_read(files: dict[str, str], name: str, box: tuple[int, Box]) -> None:
+def test_decoded_tiles_equal_the_libvips_read(
+    opener: Opener, tiles: TileReader, name: str, box: tuple[int, Box]
+) -> None:
     level, b = box
-    pyramid = PyramidFile(files[name])
+    pyramid = PyramidFile(opener(name), tiles)
     got = pyramid.read(level, b)
     expected = pyramid.level(level).crop(b.x, b.y, b.width, b.height)
     assert (got.width, got.height, got.bands, got.format) == (b.width, b.height, expected.bands, expected.format)
@@ -62,10 +92,39 @@ def test_decoded_tiles_equal_the_libvips_read(files: dict[str, str], name: str, 
     assert np.array_equal(got.numpy(), expected.numpy())
 
 
-def test_reads_alone_and_side_by_side_agree(files: dict[str, str]) -> None:
+def test_remote_levels_equal_local_ones(files: dict[str, str], remote: MemoryStore, tiles: TileReader) -> None:
+    for name in files:
+        local = PyramidFile(local_file(Path(files[name])), tiles)
+        far = PyramidFile(remote.open(remote.stat(name)), tiles)
+        for level in range(level_count(*SIZE)):
+            assert np.array_equal(local.level(level).numpy(), far.level(level).numpy()), (name, level)
+
+
+def test_a_small_read_fetches_its_tiles_in_one_batch(remote: MemoryStore) -> None:
+    reader = TileReader()
+    file = remote.open(remote.stat("rgb8"))
+    reader.index(file)  # parsing the header reads a few blocks, once per file
+    before = remote.reads
+    reader.read(file, 0, Box(10, 20, 900, 600))  # 12 tiles in 3 rows
+    reader.read(file, 1, Box(0, 0, 300, 300))
+    assert remote.reads - before == 2
+    reader.close()
+
+
+def test_libvips_opens_a_remote_level_from_the_cached_header(remote: MemoryStore) -> None:
+    reader = TileReader()
+    file = remote.open(remote.stat("rgb12"))
+    reader.index(file)
+    before = remote.reads
+    PyramidFile(file, reader).level(1)  # directories only: no pixel is read yet
+    assert remote.reads == before
+    reader.close()
+
+
+def test_reads_alone_and_side_by_side_agree(files: dict[str, str], tiles: TileReader) -> None:
     """A read alone in the process decodes its tile rows on several threads; reads that overlap decode
     their own tiles. Both give libvips's pixels."""
-    pyramid = PyramidFile(files["rgb12"])
+    pyramid = PyramidFile(local_file(Path(files["rgb12"])), tiles)
     boxes = [Box(x, y, 1100 - x - 7 * x // 10, 700 - y - y // 2) for x in range(0, 300, 37) for y in (0, 90, 301)]
     expected = [pyramid.level(0).crop(b.x, b.y, b.width, b.height).numpy() for b in boxes]
     alone = [pyramid.read_array(0, b) for b in boxes]
@@ -77,66 +136,65 @@ def test_reads_alone_and_side_by_side_agree(files: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(("threads", "decoded_elsewhere"), [(1, False), (2, True)])
 def test_decode_threads_decide_where_rows_are_decoded(
-    files: dict[str, str], threads: int, decoded_elsewhere: bool, monkeypatch: pytest.MonkeyPatch
+    files: dict[str, str], threads: int, decoded_elsewhere: bool
 ) -> None:
     """A read alone decodes its rows of tiles on the reading thread with 1 decode thread, on the pool
     with more; the pixels are the same."""
-    index = TileIndex(files["rgb12"])
+    reader = TileReader(threads)
+    file = local_file(Path(files["rgb12"]))
+    index = reader.index(file)
+    level = index.levels[0]
     decoding_threads: set[str] = set()
-    decode_tile = index._tile
+    decode_tile = level.decode
 
-    def recording(tiles: LevelTiles, number: int) -> np.ndarray:
+    def recording(*args: object, **kwargs: object) -> tuple[object, object, object]:
         decoding_threads.add(threading.current_thread().name)
-        return decode_tile(tiles, number)
+        return decode_tile(*args, **kwargs)
 
-    monkeypatch.setattr(index, "_tile", recording)
-    monkeypatch.setattr(tiles_module, "_decode_threads", 1)  # restored after the test
-    set_decode_threads(threads)
+    index.levels = (dataclasses.replace(level, decode=recording), *index.levels[1:])
     box = Box(10, 20, 900, 600)  # 3 rows of 256-pixel tiles
-    got = index.read(0, box)
-    expected = PyramidFile(files["rgb12"]).level(0).crop(box.x, box.y, box.width, box.height).numpy()
+    got = reader.read(file, 0, box)
+    expected = PyramidFile(file, reader).level(0).crop(box.x, box.y, box.width, box.height).numpy()
+    reader.close()
     assert np.array_equal(got, expected)
     assert (decoding_threads != {threading.current_thread().name}) is decoded_elsewhere
 
 
 def test_decode_threads_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1, not 0"):
-        set_decode_threads(0)
+        TileReader(0)
 
 
-def test_a_replaced_file_is_read_anew(files: dict[str, str], tmp_path: Path) -> None:
-    path = tmp_path / "layer.ome.tif"
-    shutil.copy(files["rgb8"], path)
+def test_tile_tables_are_kept_per_version(files: dict[str, str], tmp_path: Path, tiles: TileReader) -> None:
+    store = MemoryStore(tmp_path)
+    first = store.put("layer", Path(files["rgb8"]).read_bytes())
     box = Box(100, 100, 50, 40)
-    first = PyramidFile(str(path)).read(0, box).numpy()
-    replacement = tmp_path / "replacement.ome.tif"
-    shutil.copy(files["grey8"], replacement)
-    replacement.replace(path)  # how the store publishes: a new inode under the same name
-    second = PyramidFile(str(path)).read(0, box).numpy()
-    assert first.shape == (40, 50, 3)
-    assert second.shape == (40, 50)
-    assert tile_index(str(path)).levels[0].bands == 1
+    assert tiles.read(store.open(first), 0, box).shape == (40, 50, 3)
+    second = store.put("layer", Path(files["grey8"]).read_bytes())
+    assert second.version != first.version
+    assert tiles.read(store.open(second), 0, box).shape == (40, 50, 1)
+    assert tiles.index(store.open(first)).levels[0].bands == 3  # the old version's tables are still its own
 
 
-def test_truncated_tiles_raise_storage_error(files: dict[str, str], tmp_path: Path) -> None:
+def test_truncated_tiles_raise_storage_error(files: dict[str, str], tmp_path: Path, tiles: TileReader) -> None:
     data = Path(files["rgb8"]).read_bytes()
-    index = tile_index(files["rgb8"])
-    last = index.levels[0]
+    last = tiles.index(local_file(Path(files["rgb8"]))).levels[0]
     last_tile = int(last.offsets.argmax())
     cut = int(last.offsets[last_tile]) + 10  # the directories stay whole, the last tile of level 0 does not
     path = tmp_path / "cut.ome.tif"
     path.write_bytes(data[:cut])
     row, col = divmod(last_tile, last.columns)
     with pytest.raises(StorageError, match="truncated"):
-        PyramidFile(str(path)).read(0, Box(col * 256, row * 256, 10, 10))
+        PyramidFile(local_file(path), tiles).read(0, Box(col * 256, row * 256, 10, 10))
     with pytest.raises(StorageError, match="truncated"):  # the same tile among several rows of tiles
-        PyramidFile(str(path)).read(0, Box(0, 0, last.width, last.height))
+        PyramidFile(local_file(path), tiles).read(0, Box(0, 0, last.width, last.height))
 
 
-def test_unreadable_files_raise_storage_error(tmp_path: Path) -> None:
+def test_unreadable_files_raise_storage_error(tmp_path: Path, tiles: TileReader) -> None:
     garbage = tmp_path / "garbage.ome.tif"
     garbage.write_bytes(b"II*\x00" + bytes(100))
     with pytest.raises(StorageError, match="cannot be opened"):
-        tile_index(str(garbage))
+        tiles.index(local_file(garbage))
+    absent = MemoryStore(tmp_path).open(ObjectInfo("absent.ome.tif", 1000, "v1"))
     with pytest.raises(StorageError, match="missing"):
-        tile_index(str(tmp_path / "absent.ome.tif"))
+        tiles.index(absent)

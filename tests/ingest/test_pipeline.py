@@ -18,12 +18,13 @@ from sqlalchemy import func, select
 
 from tests.images import multiscale_pattern, psnr, slide_pattern
 from tierserve.core.pyramid import PyramidFile
+from tierserve.core.tiles import TileReader
 from tierserve.db.database import Database
 from tierserve.db.models import ImageLayer, SubImage
 from tierserve.ingest.manifest import load_manifest
 from tierserve.ingest.pipeline import Ingestor, IngestReport
 from tierserve.ingest.pyramid_writer import write_pyramid
-from tierserve.storage import LocalStore
+from tierserve.storage import LocalStore, local_file
 
 RGB = slide_pattern(600, 900, seed=21)
 DEEP = multiscale_pattern(600, 900, 3, 4095, seed=22)
@@ -61,6 +62,7 @@ def write_manifest(directory: Path, images: list[dict[str, object]], name: str =
 
 
 def ingest(data: Path, manifest: Path) -> IngestReport:
+    data.mkdir(parents=True, exist_ok=True)
     database = Database(f"sqlite:///{data / 'db.sqlite'}")
     database.migrate()
     try:
@@ -69,18 +71,18 @@ def ingest(data: Path, manifest: Path) -> IngestReport:
         database.dispose()
 
 
-def stored_level0(data: Path, image_id: int, kind: str = "primary") -> np.ndarray:
-    database = Database(f"sqlite:///{data / 'db.sqlite'}")
+def stored_level0(data: Path, image_id: int, kind: str = "primary", db: str = "db.sqlite") -> np.ndarray:
+    database = Database(f"sqlite:///{data / db}")
     with database.session() as session:
         path = session.scalars(
             select(ImageLayer.path).where(ImageLayer.sub_image_id == image_id, ImageLayer.kind == kind)
         ).one()
     database.dispose()
-    return np.asarray(PyramidFile(str(data / "store" / path)).level(0).numpy())
+    return np.asarray(PyramidFile(local_file(data / "store" / path), TileReader()).level(0).numpy())
 
 
-def rows(data: Path) -> list[int]:
-    database = Database(f"sqlite:///{data / 'db.sqlite'}")
+def rows(data: Path, db: str = "db.sqlite") -> list[int]:
+    database = Database(f"sqlite:///{data / db}")
     with database.session() as session:
         ids = list(session.scalars(select(SubImage.id).order_by(SubImage.id)))
     database.dispose()
@@ -170,19 +172,29 @@ CRASHING_INGEST = textwrap.dedent(
 
     data, manifest, moment = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
-    class Crash(SilentObserver):
+    class CrashWhileWriting(SilentObserver):
         written = 0
-        def tiles_written(self, count):
+        def tiles_written(self, entry, count):
             self.written += count
             if moment == "mid-pyramid" and self.written > 4:
                 os.kill(os.getpid(), signal.SIGKILL)
-        def before_commit(self, entry):
-            if moment == "before-commit":
-                os.kill(os.getpid(), signal.SIGKILL)
 
+    class CrashAfterPublishing(LocalStore):
+        published = 0
+        def publish(self, key, scratch):
+            self.published += 1
+            return super().publish(key, scratch)
+        def stat(self, key):
+            info = super().stat(key)
+            if moment == "before-commit" and self.published == 2:  # both layers are in place, no row yet
+                os.kill(os.getpid(), signal.SIGKILL)
+            return info
+
+    data.mkdir(parents=True, exist_ok=True)
     database = Database(f"sqlite:///{data / 'db.sqlite'}")
     database.migrate()
-    Ingestor(database, LocalStore(data / "store"), Crash()).run(load_manifest(manifest), manifest.parent)
+    store = CrashAfterPublishing(data / "store")
+    Ingestor(database, store, CrashWhileWriting()).run(load_manifest(manifest), manifest.parent)
     """
 )
 
@@ -202,14 +214,24 @@ def test_a_killed_ingest_leaves_nothing_visible_and_a_rerun_completes(tmp_path: 
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(ImageLayer)) == 0
     database.dispose()
+    [dead_run] = (data / "store" / ".scratch").iterdir()
+    orphans = sorted((data / "store" / "sub_images").rglob("*.ome.tif")) if moment == "before-commit" else []
     if moment == "mid-pyramid":
-        assert list((data / "store" / ".scratch").iterdir()), "the crash should leave scratch files behind"
+        assert list(dead_run.rglob("*")), "the crash should leave scratch files behind"
     else:
-        assert (data / "store" / "sub_images" / "21" / "expression.ome.tif").exists()  # orphan, no row
+        assert [p.name for p in orphans] == ["expression.ome.tif", "primary.ome.tif"]  # published, no row
     report = ingest(data, manifest)
     assert report.ingested == [21]
     assert rows(data) == [21]
-    assert list((data / "store" / ".scratch").iterdir()) == []
+    # The re-run's scratch is gone; the dead run's scratch and orphans are left to `tierserve gc`, and
+    # the committed row names the re-run's own keys, never an orphan of the killed attempt.
+    assert list((data / "store" / ".scratch").iterdir()) == [dead_run]
+    database = Database(f"sqlite:///{data / 'db.sqlite'}")
+    with database.session() as session:
+        paths = set(session.scalars(select(ImageLayer.path)))
+    database.dispose()
+    assert len(paths) == 2 and not paths & {p.relative_to(data / "store").as_posix() for p in orphans}
+    assert all(orphan.exists() for orphan in orphans)
     assert psnr(stored_level0(data, 21), RGB.astype(float)) > 33
 
 

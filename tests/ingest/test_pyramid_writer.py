@@ -16,11 +16,10 @@ from tierserve.ingest.pyramid_writer import tiles_in_pyramid, write_pyramid
 def written(tmp_path: Path, array: np.ndarray, quality: int = 90) -> Path:
     path = tmp_path / "p.ome.tif"
     counted: list[int] = []
-    info = write_pyramid(
+    write_pyramid(
         pyvips.Image.new_from_array(array), path, tmp_path, quality=quality, resolution_um=0.35, on_tiles=counted.append
     )
     assert sum(counted) == tiles_in_pyramid(array.shape[1], array.shape[0])
-    assert info.byte_size == path.stat().st_size
     return path
 
 

@@ -1,66 +1,39 @@
+"""What is particular to LocalStore (the shared behaviour is in test_contract.py): files are plain files under
+the root, native readers may open them, and publishing renames a scratch file from inside the root."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from tierserve.errors import StorageError
-from tierserve.storage import LocalStore, validate_key
+from tierserve.storage import LocalStore
 
 
-def published(store: LocalStore, key: str) -> bool:
-    return Path(store.locate(key)).is_file()
-
-
-def test_publish_makes_the_file_visible_only_on_success(tmp_path: Path) -> None:
+def test_published_files_are_plain_files_under_the_root(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    with store.publish("a/b/file.tif") as scratch:
-        scratch.write_bytes(b"data")
-        assert not published(store, "a/b/file.tif")
-    assert published(store, "a/b/file.tif")
-    assert Path(store.locate("a/b/file.tif")).read_bytes() == b"data"
-    assert list(store.scratch_dir().iterdir()) == []
+    with store.publish("a/b/file.tif", store.scratch_root()) as publication:
+        publication.path.write_bytes(b"data")
+    assert (tmp_path / "a" / "b" / "file.tif").read_bytes() == b"data"
+    assert publication.info is not None
+    assert store.open(publication.info).local_path == str(tmp_path / "a" / "b" / "file.tif")
 
 
-def test_failed_publish_leaves_nothing(tmp_path: Path) -> None:
+def test_publishing_renames_the_scratch_file_from_inside_the_root(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    with pytest.raises(RuntimeError), store.publish("x.tif") as scratch:
-        scratch.write_bytes(b"partial")
-        raise RuntimeError("crash while writing")
-    assert not published(store, "x.tif")
-    assert list(store.scratch_dir().iterdir()) == []
+    scratch = store.scratch_root()
+    assert scratch == tmp_path / ".scratch"
+    with store.publish("k.tif", scratch) as publication:
+        publication.path.write_bytes(b"data")
+        scratch_inode = publication.path.stat().st_ino
+    assert (tmp_path / "k.tif").stat().st_ino == scratch_inode  # renamed, not copied
+    assert list(scratch.iterdir()) == []
 
 
-def test_publish_replaces_an_orphan_atomically(tmp_path: Path) -> None:
+def test_republishing_the_same_bytes_still_changes_the_version(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    for content in (b"old", b"new"):
-        with store.publish("k.tif") as scratch:
-            scratch.write_bytes(content)
-    assert Path(store.locate("k.tif")).read_bytes() == b"new"
-
-
-def test_version_changes_when_the_file_is_replaced(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    with pytest.raises(StorageError, match="missing"):
-        store.version("k.tif")
-    with store.publish("k.tif") as scratch:
-        scratch.write_bytes(b"old")
-    first = store.version("k.tif")
-    assert store.version("k.tif") == first
-    with store.publish("k.tif") as scratch:
-        scratch.write_bytes(b"new")
-    assert store.version("k.tif") != first
-
-
-def test_clean_scratch_removes_leftovers(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    (store.scratch_dir() / "dead.part").write_bytes(b"x")
-    (store.scratch_dir() / "levels-x").mkdir()
-    assert store.clean_scratch() == 2
-    assert list(store.scratch_dir().iterdir()) == []
-
-
-@pytest.mark.parametrize("key", ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "sp ace", "a\\b"])
-def test_invalid_keys_are_refused(key: str) -> None:
-    with pytest.raises(ValueError, match="invalid store key"):
-        validate_key(key)
+    versions = []
+    for _ in range(2):
+        with store.publish("k.tif", store.scratch_root()) as publication:
+            publication.path.write_bytes(b"same")
+        assert publication.info is not None
+        versions.append(publication.info.version)
+    assert versions[0] != versions[1]

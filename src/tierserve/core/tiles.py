@@ -1,24 +1,28 @@
 """Reading small boxes of a stored level by decoding exactly the tiles that hold them.
 
 For a few tiles, setting up a libvips pipeline over libtiff costs more than the decoding itself
-(a 256 x 256 tile: about 1.4 ms of CPU through libvips against 0.3 ms decoding and encoding it
-directly; `python -m bench.compare`). This path reads each touched tile's bytes with one `pread`,
-decodes it with imagecodecs (libjpeg-turbo, zlib: the libraries libvips uses) and pastes it into a
-NumPy array. The tile directory of a file is parsed once per process and kept (`tile_index`), keyed
-by the file's identity, so a replaced file is parsed again.
+(docs/performance.md). This path fetches the bytes of every touched tile in one `read_ranges`
+call on the stored file (one round of ranged GETs on an object store), decodes them with
+imagecodecs (libjpeg-turbo, zlib: the libraries libvips uses) and pastes them into a NumPy array.
+
+A `TileReader` belongs to one worker process (the app state holds it and closes it). It keeps the
+parsed tile tables of recently read files, keyed by key and version, and the header bytes read while
+parsing them, so that libvips opening the same file from an object store reads its directories from
+memory. It also owns the threads that decode the tile rows of a read alone in the process.
 """
 
 from __future__ import annotations
 
+import bisect
+import io
 import os
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,9 +31,12 @@ import tifffile
 
 from tierserve.core.tiers import Box
 from tierserve.errors import StorageError
+from tierserve.storage import ObjectInfo, StoredFile
 
-#: Files whose tile directories a worker keeps (each holds one open descriptor and the tile tables).
+#: Files whose tile tables a worker keeps.
 INDEX_CACHE_SIZE = 64
+#: Bytes fetched at a time while parsing a TIFF's directories (tifffile reads tags in small pieces).
+HEADER_BLOCK = 64 * 1024
 
 Decoder = Callable[..., tuple[Any, Any, Any]]
 
@@ -54,62 +61,196 @@ class LevelTiles:
         return -(-self.width // self.tile_width)
 
 
+class BlockReader(io.RawIOBase):
+    """A seekable, read-only stream over a stored file that fetches aligned blocks and keeps them.
+
+    `blocks` may be shared (the header blocks of a parsed file); at most `max_blocks` new blocks are
+    kept, least recently used first out, so memory stays bounded however much is streamed.
+    """
+
+    def __init__(
+        self, file: StoredFile, block: int, blocks: dict[int, bytes] | None = None, max_blocks: int = 1 << 30
+    ) -> None:
+        super().__init__()
+        self._file = file
+        self._size = file.info.size
+        self._block = block
+        self._shared = sorted((blocks or {}).items())
+        self._shared_starts = [start for start, _ in self._shared]
+        self._own: OrderedDict[int, bytes] = OrderedDict()
+        self._max_blocks = max_blocks
+        self._position = 0
+
+    @property
+    def fetched(self) -> dict[int, bytes]:
+        """The blocks this reader fetched itself, by offset."""
+        return dict(self._own)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        wanted = min(len(view), max(0, self._size - self._position))
+        done = 0
+        while done < wanted:
+            start, data = self._chunk_at(self._position)
+            inner = self._position - start
+            count = min(wanted - done, len(data) - inner)
+            if count <= 0:
+                raise StorageError("stored pyramid is truncated")
+            view[done : done + count] = data[inner : inner + count]
+            done += count
+            self._position += count
+        return done
+
+    def _chunk_at(self, position: int) -> tuple[int, bytes]:
+        """A held or fetched chunk of the file that contains `position`, with its offset."""
+        i = bisect.bisect_right(self._shared_starts, position) - 1
+        if i >= 0 and position < self._shared[i][0] + len(self._shared[i][1]):
+            return self._shared[i]
+        start = position // self._block * self._block
+        return start, self._block_at(start)
+
+    def _block_at(self, start: int) -> bytes:
+        data = self._own.get(start)
+        if data is not None:
+            self._own.move_to_end(start)
+            return data
+        [data] = self._file.read_ranges([(start, min(self._block, self._size - start))])
+        self._own[start] = data
+        while len(self._own) > self._max_blocks:
+            self._own.popitem(last=False)
+        return data
+
+
 class TileIndex:
-    """The tile tables of every level of one pyramid file, with an open descriptor to read tiles."""
+    """The tile tables of every level of one pyramid file, and the header blocks read to parse them."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, file: StoredFile) -> None:
+        self.file = file
+        reader = BlockReader(file, HEADER_BLOCK)
         try:
-            with tifffile.TiffFile(path) as tif:
+            with tifffile.TiffFile(io.BufferedReader(reader)) as tif:
                 self.levels = tuple(_level_tiles(level.pages[0]) for level in tif.series[0].levels)
-            self._fd = os.open(path, os.O_RDONLY)
-        except (OSError, ValueError, IndexError, tifffile.TiffFileError) as exc:
+        except StorageError:
+            raise
+        except (OSError, ValueError, IndexError, struct.error, tifffile.TiffFileError) as exc:
             raise StorageError("stored pyramid cannot be opened") from exc
+        self.header_blocks = reader.fetched
 
-    def read(self, level: int, box: Box) -> npt.NDArray[Any]:
-        """The pixels of `box` (level pixels, inside the level) as an (height, width, bands) array.
-
-        Rows of tiles are decoded on several threads while this is the only read in the process
-        (imagecodecs releases the GIL), so that one request alone uses every core; under
-        concurrent reads each decodes its own tiles, which costs the least CPU.
-        """
+    def tile_bytes(self, level: int, indices: list[int]) -> list[bytes]:
+        """The stored bytes of tiles `indices` of `level`, in one `read_ranges` call."""
         tiles = self.levels[level]
+        return self.file.read_ranges([(int(tiles.offsets[i]), int(tiles.byte_counts[i])) for i in indices])
+
+
+class TileReader:
+    """Reads small boxes of stored levels; keeps tile tables of `cache_size` files; owns decode threads.
+
+    `decode_threads` threads decode the tile rows of a read that is alone in the process (1: decode
+    on the reading thread only). Parallel rows cut a lone read's latency and cost some CPU in
+    hand-offs (docs/operations.md); under concurrent reads each decodes its own tiles.
+    """
+
+    def __init__(self, decode_threads: int = os.cpu_count() or 1, cache_size: int = INDEX_CACHE_SIZE) -> None:
+        if decode_threads < 1:
+            raise ValueError(f"decode threads must be at least 1, not {decode_threads}")
+        self._threads = decode_threads
+        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="tiles") if decode_threads > 1 else None
+        self._cache_size = cache_size
+        self._indexes: OrderedDict[ObjectInfo, TileIndex] = OrderedDict()
+        self._lock = threading.Lock()
+        self._reads = 0
+
+    @property
+    def decode_threads(self) -> int:
+        return self._threads
+
+    def index(self, file: StoredFile) -> TileIndex:
+        """The tile tables of `file`, parsed on first use and kept per key and version."""
+        info = file.info
+        with self._lock:
+            index = self._indexes.get(info)
+            if index is not None:
+                self._indexes.move_to_end(info)
+                return index
+        index = TileIndex(file)
+        with self._lock:
+            self._indexes[info] = index
+            while len(self._indexes) > self._cache_size:
+                self._indexes.popitem(last=False)
+        return index
+
+    def read(self, file: StoredFile, level: int, box: Box) -> npt.NDArray[Any]:
+        """The pixels of `box` (level pixels, inside the level) as an (height, width, bands) array."""
+        index = self.index(file)
+        tiles = index.levels[level]
         tw, th = tiles.tile_width, tiles.tile_height
         first_col, first_row = box.x // tw, box.y // th
         last_col, last_row = (box.x + box.width - 1) // tw, (box.y + box.height - 1) // th
-        shape = ((last_row - first_row + 1) * th, (last_col - first_col + 1) * tw, tiles.bands)
-        canvas = np.empty(shape, tiles.dtype)
+        columns = range(first_col, last_col + 1)
+        rows = range(first_row, last_row + 1)
+        indices = [row * tiles.columns + col for row in rows for col in columns]
+        data = dict(zip(indices, index.tile_bytes(level, indices), strict=True))
+        canvas = np.empty((len(rows) * th, len(columns) * tw, tiles.bands), tiles.dtype)
 
         def decode_row(row: int) -> None:
             y = (row - first_row) * th
-            for col in range(first_col, last_col + 1):
+            for col in columns:
                 x = (col - first_col) * tw
-                canvas[y : y + th, x : x + tw] = self._tile(tiles, row * tiles.columns + col)
+                canvas[y : y + th, x : x + tw] = _decode(tiles, row * tiles.columns + col, data)
 
-        rows = range(first_row, last_row + 1)
-        with _reads.enter() as alone:
-            if alone and len(rows) > 1 and _decode_threads > 1:
-                list(_pool(_decode_threads).map(decode_row, rows))
+        with self._counted() as alone:
+            if alone and len(rows) > 1 and self._pool is not None:
+                list(self._pool.map(decode_row, rows))
             else:
                 for row in rows:
                     decode_row(row)
         top, left = box.y - first_row * th, box.x - first_col * tw
         return canvas[top : top + box.height, left : left + box.width]
 
-    def _tile(self, tiles: LevelTiles, index: int) -> npt.NDArray[Any]:
-        size = int(tiles.byte_counts[index])
-        data = os.pread(self._fd, size, int(tiles.offsets[index]))
-        if len(data) != size:
-            raise StorageError("stored pyramid is truncated")
-        try:
-            pixels, _, _ = tiles.decode(data, index, jpegtables=tiles.jpeg_tables)
-        except Exception as exc:  # imagecodecs raises its own error classes per codec
-            raise StorageError("stored pyramid could not be decoded") from exc
-        return np.asarray(pixels).reshape(tiles.tile_height, tiles.tile_width, tiles.bands)
+    def header_blocks(self, file: StoredFile) -> dict[int, bytes]:
+        """The header blocks of `file` read while parsing its tile tables (parses it if needed)."""
+        return self.index(file).header_blocks
 
-    def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            os.close(fd)
+    @contextmanager
+    def _counted(self) -> Iterator[bool]:
+        """Count this read for its duration; yields whether it is the only one in the process."""
+        with self._lock:
+            self._reads += 1
+            alone = self._reads == 1
+        try:
+            yield alone
+        finally:
+            with self._lock:
+                self._reads -= 1
+
+    def close(self) -> None:
+        """Stop the decode threads and forget every tile table."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        with self._lock:
+            self._indexes.clear()
+
+
+def _decode(tiles: LevelTiles, index: int, data: dict[int, bytes]) -> npt.NDArray[Any]:
+    try:
+        pixels, _, _ = tiles.decode(data[index], index, jpegtables=tiles.jpeg_tables)
+    except Exception as exc:  # imagecodecs raises its own error classes per codec
+        raise StorageError("stored pyramid could not be decoded") from exc
+    return np.asarray(pixels).reshape(tiles.tile_height, tiles.tile_width, tiles.bands)
 
 
 def _level_tiles(page: Any) -> LevelTiles:
@@ -127,68 +268,3 @@ def _level_tiles(page: Any) -> LevelTiles:
         jpeg_tables=page.jpegtables,
         decode=page.decode,
     )
-
-
-class _ReadCounter:
-    """How many tile reads are under way in this process."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def enter(self) -> Iterator[bool]:
-        """Count this read for its duration; yields whether it is the only one."""
-        with self._lock:
-            self._count += 1
-            alone = self._count == 1
-        try:
-            yield alone
-        finally:
-            with self._lock:
-                self._count -= 1
-
-
-_reads = _ReadCounter()
-_decode_threads = os.cpu_count() or 1
-
-
-def set_decode_threads(threads: int) -> None:
-    """Threads that decode the tile rows of a read alone in the process; 1 decodes on the reading
-    thread only. Default: every core. Parallel rows cut the latency of a lone read and cost some CPU
-    in thread hand-offs (`python -m bench.ab --b TIERSERVE_DECODE_THREADS=1`, 2 workers on 2 cores:
-    1000 x 1000 Q75 regions at 1 connection 142 vs 108 req/s, at 4 connections 180 vs 172; numbers
-    in docs/operations.md). Set 1 on a machine kept saturated."""
-    global _decode_threads
-    if threads < 1:
-        raise ValueError(f"decode threads must be at least 1, not {threads}")
-    _decode_threads = threads
-
-
-@cache
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="tiles")
-
-
-_indexes: OrderedDict[tuple[str, int, int, int], TileIndex] = OrderedDict()
-_lock = threading.Lock()
-
-
-def tile_index(path: str) -> TileIndex:
-    """The (shared, cached) tile index of `path`; raises `StorageError` if it is missing or unreadable."""
-    try:
-        stat = Path(path).stat()
-    except OSError as exc:
-        raise StorageError("stored pyramid is missing") from exc
-    key = (path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
-    with _lock:
-        index = _indexes.get(key)
-        if index is not None:
-            _indexes.move_to_end(key)
-            return index
-    index = TileIndex(path)
-    with _lock:
-        _indexes[key] = index
-        while len(_indexes) > INDEX_CACHE_SIZE:
-            _indexes.popitem(last=False)
-    return index

@@ -179,5 +179,7 @@ class ImageLayer(Base):
     bits_per_component: Mapped[int] = mapped_column(Integer)
     number_of_components: Mapped[int] = mapped_column(Integer)
     byte_size: Mapped[int] = mapped_column(BigInteger)
+    #: The stored file's version when ingest published it (the object's ETag on an object store).
+    version: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
     sub_image: Mapped[SubImage] = relationship(back_populates="layers")

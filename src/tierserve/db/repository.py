@@ -15,15 +15,16 @@ from tierserve.core.windowing import ChannelWindow
 from tierserve.db.database import Database
 from tierserve.db.models import Equalization, SubImage
 from tierserve.errors import ImageNotFound
+from tierserve.storage import ObjectInfo
 
 
 @dataclass(frozen=True, slots=True)
 class LayerRecord:
-    """One stored pyramid of an image."""
+    """One stored pyramid of an image: `file` is its store key with the size and version ingest recorded."""
 
     kind: str
     atlas_id: int | None
-    path: str
+    file: ObjectInfo
     bits_per_component: int
     number_of_components: int
 
@@ -120,7 +121,7 @@ def _fetch(session: Session, image_id: int) -> ImageRecord | None:
             LayerRecord(
                 kind=layer.kind,
                 atlas_id=layer.atlas_id,
-                path=layer.path,
+                file=ObjectInfo(layer.path, layer.byte_size, layer.version),
                 bits_per_component=layer.bits_per_component,
                 number_of_components=layer.number_of_components,
             )

@@ -41,7 +41,6 @@ class PyramidInfo:
     levels: int
     bands: int
     sample_bits: int
-    byte_size: int
 
 
 def tiles_in_pyramid(width: int, height: int) -> int:
@@ -88,7 +87,6 @@ def write_pyramid(
         levels=levels,
         bands=image.bands,
         sample_bits=8 if str(image.format) == "uchar" else 16,
-        byte_size=destination.stat().st_size,
     )
 
 

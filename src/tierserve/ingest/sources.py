@@ -12,6 +12,7 @@ streamed from there. JPEG 2000, which the libvips wheel does not read, is decode
 
 from __future__ import annotations
 
+import logging
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ import tifffile
 
 from tierserve.core.vips_errors import vips_reason
 from tierserve.errors import IngestError
+
+#: tifffile logs what it finds wrong in a file; ingest reports a damaged source once, itself.
+logging.getLogger("tifffile").setLevel(logging.ERROR)
 
 JPEG2000_SUFFIXES = frozenset({".jp2", ".j2k", ".j2c", ".jpx", ".jpf"})
 _FORMATS = {"uchar": 8, "ushort": 16}

@@ -1,13 +1,25 @@
-"""The storage seam: a small protocol that a local directory or an object store implements."""
+"""The storage seam: stored files are immutable objects read by byte ranges, written once by publishing.
+
+A store has two sides. The read side (`StoreReader`) opens a stored file as a `StoredFile` without
+any I/O: the size and version come from the image record, which ingest wrote when it published the
+file, so serving a request issues no HEAD and no LIST. The write side (`StoreWriter`) publishes a
+local scratch file under a key atomically (a rename, or a single completed upload) and reports the
+version it got; it also lists and deletes keys for `tierserve gc`.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+#: One byte range of a stored file: (offset, length) in bytes.
+ByteRange = tuple[int, int]
 
 
 def validate_key(key: str) -> str:
@@ -17,34 +29,86 @@ def validate_key(key: str) -> str:
     return key
 
 
-class Store(Protocol):
-    """Immutable named files: written once through `publish`, then read through `locate`."""
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a store knows of a stored file without reading it: key, size in bytes, version token."""
 
-    def locate(self, key: str) -> str:
-        """A location the pyramid reader can open (a local path for the local store)."""
+    key: str
+    size: int
+    version: str
+
+
+class StoredFile(Protocol):
+    """One stored file opened for random access. Creating one does no I/O; reads do.
+
+    `local_path` is a path native libraries may open directly (the local store), None for remote
+    stores. Reads raise `StorageError`: "stored pyramid is missing", a short read ("truncated"), or
+    `StoreUnavailable` when the store does not answer in time.
+    """
+
+    @property
+    def info(self) -> ObjectInfo: ...
+
+    @property
+    def local_path(self) -> str | None: ...
+
+    def read_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes]:
+        """The bytes of each range, in order; neighbouring ranges are fetched together and distant
+        ones concurrently where the store can."""
         ...
 
-    def version(self, key: str) -> str:
-        """An opaque token that changes whenever the file at `key` is replaced (cheap: no data read).
 
-        Called on the event loop for every image request (ETags), so it must not block: a remote store
-        answers from metadata it already holds.
+class StoreReader(Protocol):
+    """The read side of a store."""
+
+    #: Names the store in messages, without credentials (e.g. "s3://bucket/prefix").
+    name: str
+
+    def open(self, info: ObjectInfo) -> StoredFile:
+        """The stored file `info.key` as recorded (size and version); no I/O."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and current version of `key` (one metadata request; never on a request's path).
 
         Raises `StorageError` ("stored pyramid is missing") when there is no file at `key`.
         """
         ...
 
-    def publish(self, key: str) -> AbstractContextManager[Path]:
-        """A local scratch path to write; on clean exit it becomes visible at `key` atomically.
 
-        On an exception the scratch file is removed and nothing becomes visible.
+class Publication:
+    """A file being published: write `path`; after the `publish` block `info` holds what was stored."""
+
+    def __init__(self, key: str, path: Path) -> None:
+        self.key = key
+        self.path = path
+        self.info: ObjectInfo | None = None
+
+
+class StoreWriter(Protocol):
+    """The write side of a store: publishing, scratch space and the listing that gc needs."""
+
+    name: str
+
+    def publish(self, key: str, scratch: Path) -> AbstractContextManager[Publication]:
+        """A scratch file under `scratch` to write; on clean exit it becomes visible at `key` whole.
+
+        On an exception nothing becomes visible and the scratch file is removed.
         """
         ...
 
-    def scratch_dir(self) -> Path:
-        """A local directory for temporary files of the same filesystem as the store."""
+    def scratch_root(self) -> Path:
+        """A local folder for the scratch of ingest runs (on the store's filesystem for a local store)."""
         ...
 
-    def clean_scratch(self) -> int:
-        """Remove scratch files left by an interrupted writer; returns how many were removed."""
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every stored file whose key starts with `prefix`."""
         ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+        ...
+
+
+class Store(StoreReader, StoreWriter, Protocol):
+    """Both sides of one store."""

@@ -3,60 +3,104 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from tierserve.errors import StorageError
-from tierserve.storage.base import validate_key
+from tierserve.storage.base import ByteRange, ObjectInfo, Publication, validate_key
+
+#: Scratch of ingest runs lives here, inside the store root, so that publishing is a rename.
+SCRATCH = ".scratch"
+
+
+class LocalFile:
+    """A stored file read with `pread`; native libraries may open `local_path` directly."""
+
+    def __init__(self, path: Path, info: ObjectInfo) -> None:
+        self._path = path
+        self._info = info
+
+    @property
+    def info(self) -> ObjectInfo:
+        return self._info
+
+    @property
+    def local_path(self) -> str:
+        return str(self._path)
+
+    def read_ranges(self, ranges: Sequence[ByteRange]) -> list[bytes]:
+        try:
+            fd = os.open(self._path, os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise StorageError("stored pyramid is missing") from exc
+        try:
+            chunks = [os.pread(fd, length, offset) for offset, length in ranges]
+        finally:
+            os.close(fd)
+        if any(len(chunk) != length for chunk, (_, length) in zip(chunks, ranges, strict=True)):
+            raise StorageError("stored pyramid is truncated")
+        return chunks
 
 
 class LocalStore:
-    """Files under `root`; scratch files under `root/.scratch` (same filesystem, so rename is atomic)."""
+    """Files under `root`; ingest scratch under `root/.scratch` (same filesystem, so publishing is a rename).
+
+    The version of a file is its inode, modification time and size: it changes whenever the file is
+    replaced, and costs one `stat` (at ingest; requests read it from the image record).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._scratch = root / ".scratch"
+        self.name = f"file://{root}"
 
-    def locate(self, key: str) -> str:
-        return str(self.root / validate_key(key))
+    def open(self, info: ObjectInfo) -> LocalFile:
+        return LocalFile(self.root / validate_key(info.key), info)
 
-    def version(self, key: str) -> str:
-        try:
-            stat = (self.root / validate_key(key)).stat()
-        except FileNotFoundError as exc:
-            raise StorageError("stored pyramid is missing") from exc
-        return f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
+    def stat(self, key: str) -> ObjectInfo:
+        return _info(self.root / validate_key(key), key)
 
-    def scratch_dir(self) -> Path:
-        self._scratch.mkdir(parents=True, exist_ok=True)
-        return self._scratch
+    def scratch_root(self) -> Path:
+        folder = self.root / SCRATCH
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     @contextmanager
-    def publish(self, key: str) -> Iterator[Path]:
+    def publish(self, key: str, scratch: Path) -> Iterator[Publication]:
         final = self.root / validate_key(key)
-        scratch = self.scratch_dir() / f"{uuid.uuid4().hex}.part"
+        publication = Publication(key, scratch / f"{uuid.uuid4().hex}.part")
         try:
-            yield scratch
-            _fsync(scratch)
+            yield publication
+            _fsync(publication.path)
             final.parent.mkdir(parents=True, exist_ok=True)
-            scratch.replace(final)
+            publication.path.replace(final)
             _fsync(final.parent)
+            publication.info = self.stat(key)
         finally:
-            scratch.unlink(missing_ok=True)
+            publication.path.unlink(missing_ok=True)
 
-    def clean_scratch(self) -> int:
-        if not self._scratch.exists():
-            return 0
-        entries = list(self._scratch.iterdir())
-        for entry in entries:
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-        return len(entries)
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and not key.startswith(f"{SCRATCH}/") and key.startswith(prefix):
+                yield self.stat(key)
+
+    def delete(self, key: str) -> None:
+        (self.root / validate_key(key)).unlink(missing_ok=True)
+
+
+def local_file(path: Path) -> LocalFile:
+    """Any local TIFF opened like a stored file (tools, benchmarks and tests read files outside a store)."""
+    return LocalFile(path, _info(path, path.name))
+
+
+def _info(path: Path, key: str) -> ObjectInfo:
+    try:
+        stat = path.stat()
+    except FileNotFoundError as exc:
+        raise StorageError("stored pyramid is missing") from exc
+    return ObjectInfo(key, stat.st_size, f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}")
 
 
 def _fsync(path: Path) -> None:

@@ -54,12 +54,12 @@ def _register(path: str, model: str | None, summary: str) -> None:
         state: AppState = request.app.state.tierserve
         job = await _plan(state, model, identifier, options)
 
-        validators = {"ETag": entity_tag(job, state.store), "Cache-Control": CACHE_CONTROL}
+        validators = {"ETag": entity_tag(job), "Cache-Control": CACHE_CONTROL}
         if none_match(request.headers.get("if-none-match"), validators["ETag"]):
             return Response(status_code=304, headers=validators)
 
         def render(sink: Sink) -> None:
-            run_download(job, state.store, sink)
+            run_download(job, state.store, state.tiles, sink)
 
         headers = {"Content-Disposition": f"inline; filename={job.image_id}.{job.output.extension}", **validators}
         return await state.renderer.respond(render, job.output.media_type, headers)
