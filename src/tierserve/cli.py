@@ -24,6 +24,7 @@ from tierserve import __version__
 from tierserve.db.database import Database
 from tierserve.db.models import SubImage
 from tierserve.errors import ManifestError
+from tierserve.ingest import gc as garbage
 from tierserve.ingest.distributed import DaskBuilder, DaskUnavailable, dask_client, require_dask
 from tierserve.ingest.manifest import Manifest, load_manifest, manifest_json_schema
 from tierserve.ingest.pipeline import Ingestor, IngestReport
@@ -367,6 +368,44 @@ def migrate(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
         settings = load_settings(options)
         _open_database(settings, settings.open_store()).dispose()
     _line(f"schema is up to date: {mask_url(settings.resolved_database_url)}")
+
+
+@app.command()
+def gc(
+    grace_hours: Annotated[
+        float, typer.Option(min=0, help="Leave alone what is younger than this (a running ingest's files).")
+    ] = 24.0,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Remove orphan files and dead scratch (else only list).")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List what ingest left in the store (and remove it with --delete); report recorded files that are
+    missing or were replaced (exit 1 if any)."""
+    options = _given(data_dir=data_dir, database_url=database_url)
+    with _settings_errors(options):
+        settings = load_settings(options)
+        store = settings.open_store()
+        database = _open_database(settings, store)
+    try:
+        findings = garbage.collect(database, store, grace_hours * 3600)
+    finally:
+        database.dispose()
+    _line(f"store {settings.resolved_store_url}: {len(findings)} found")
+    for finding in findings:
+        _line(f"{finding.kind.value}: {finding.name} ({finding.detail})")
+    removable = [finding for finding in findings if finding.kind.removable]
+    if delete:
+        _line(f"removed {garbage.remove(store, removable)} orphan files and dead scratch folders")
+    else:
+        _line(f"{len(removable)} removable (run with --delete to remove them)")
+    if not settings.resolved_store_url.startswith("file:"):
+        _line(
+            "interrupted multipart uploads are not listed: give the bucket a rule that aborts them (docs/operations.md)"
+        )
+    if any(not finding.kind.removable for finding in findings):
+        raise typer.Exit(1)
 
 
 @app.command("manifest-schema")

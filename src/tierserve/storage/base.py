@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -31,11 +31,16 @@ def validate_key(key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """What a store knows of a stored file without reading it: key, size in bytes, version token."""
+    """What a store knows of a stored file without reading it: key, size in bytes, version token.
+
+    `modified` (seconds since the epoch) is filled by `stat` and `list` for `tierserve gc`; it is not
+    part of a file's identity, so a recorded info equals a listed one.
+    """
 
     key: str
     size: int
     version: str
+    modified: float | None = field(default=None, compare=False)
 
 
 class StoredFile(Protocol):

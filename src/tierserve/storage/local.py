@@ -100,7 +100,8 @@ def _info(path: Path, key: str) -> ObjectInfo:
         stat = path.stat()
     except FileNotFoundError as exc:
         raise StorageError("stored pyramid is missing") from exc
-    return ObjectInfo(key, stat.st_size, f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}")
+    version = f"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"
+    return ObjectInfo(key, stat.st_size, version, stat.st_mtime)
 
 
 def _fsync(path: Path) -> None:

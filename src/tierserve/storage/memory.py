@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ class MemoryStore:
         self.name = "memory://"
         self._scratch = scratch
         self._objects: dict[str, bytes] = {}
+        self._modified: dict[str, float] = {}
         self._lock = threading.Lock()
         self.reads = 0
 
@@ -62,7 +64,8 @@ class MemoryStore:
             data = self._objects.get(validate_key(key))
         if data is None:
             raise StorageError("stored pyramid is missing")
-        return ObjectInfo(key, len(data), hashlib.blake2b(data, digest_size=8).hexdigest())
+        version = hashlib.blake2b(data, digest_size=8).hexdigest()
+        return ObjectInfo(key, len(data), version, self._modified.get(key))
 
     def scratch_root(self) -> Path:
         self._scratch.mkdir(parents=True, exist_ok=True)
@@ -76,6 +79,7 @@ class MemoryStore:
             data = publication.path.read_bytes()
             with self._lock:
                 self._objects[key] = data
+                self._modified[key] = time.time()
             publication.info = self.stat(key)
         finally:
             publication.path.unlink(missing_ok=True)
@@ -84,6 +88,7 @@ class MemoryStore:
         """Store `data` at `key` directly (tests replace objects behind the server's back with it)."""
         with self._lock:
             self._objects[validate_key(key)] = data
+            self._modified[key] = time.time()
         return self.stat(key)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

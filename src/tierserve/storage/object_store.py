@@ -316,7 +316,7 @@ def _info(key: str, meta: ObjectMeta) -> ObjectInfo:
     version = meta["e_tag"] or meta["version"]
     if version is None:
         raise StorageError(f"stored object {key} has neither ETag nor version")
-    return ObjectInfo(key, meta["size"], version)
+    return ObjectInfo(key, meta["size"], version, meta["last_modified"].timestamp())
 
 
 def _is_key(key: str) -> bool:
