@@ -7,6 +7,7 @@ plain, picklable values; the driver turns a `BuiltImage` into rows and commits t
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,12 +135,13 @@ def build_image(
         if on_tiles is not None:
             on_tiles(job.name, count)
 
-    layers = tuple(
+    written = [
         _write_layer(
             store, source, f"{folder}/{_layer_file_name(source)}", job.quality, resolution, scratch, tiles_written
         )
         for source in sources
-    )
+    ]
+    layers = (dataclasses.replace(written[0], bits_per_component=bits), *written[1:])  # the primary's declared bits
     return BuiltImage(
         job=job,
         section=section,

@@ -178,9 +178,7 @@ def _row(built: BuiltImage) -> SubImage:
             width=layer.width,
             height=layer.height,
             tier_count=layer.levels,
-            bits_per_component=built.bits_per_component
-            if layer.kind is LayerKind.PRIMARY
-            else layer.bits_per_component,
+            bits_per_component=layer.bits_per_component,
             number_of_components=layer.bands,
             byte_size=layer.file.size,
             version=layer.file.version,
