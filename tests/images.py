@@ -37,7 +37,8 @@ def tier(full: npt.NDArray[np.int64] | Array, downsample: int) -> Array:
     s = 1 << downsample
     h, w = full.shape[0] >> downsample, full.shape[1] >> downsample
     cropped = np.asarray(full, dtype=np.float64)[: h * s, : w * s]
-    return cropped.reshape(h, s, w, s, -1).mean(axis=(1, 3))
+    means: Array = cropped.reshape(h, s, w, s, -1).mean(axis=(1, 3))
+    return means
 
 
 def expected_region(

@@ -79,6 +79,15 @@ class MotoServer:
             if response.status != 200:
                 raise RuntimeError(f"CreateBucket {name} answered {response.status}")
 
+    def put_object(self, bucket: str, key: str, data: bytes) -> None:
+        """Store `data` at `key` of `bucket` (an unsigned single PUT)."""
+        request = urllib.request.Request(
+            f"{self.url}/{bucket}/{key}", data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            if response.status != 200:
+                raise RuntimeError(f"PutObject {bucket}/{key} answered {response.status}")
+
     def _answers(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/", timeout=1) as response:
@@ -300,3 +309,19 @@ def fault_proxy(upstream_url: str) -> Iterator[FaultProxy]:
     """A `FaultProxy` in front of the server at `upstream_url` ("http://host:port")."""
     with FaultProxy(upstream_url.removeprefix("http://")) as proxy:
         yield proxy
+
+
+@contextlib.contextmanager
+def aws_environment(endpoint: str) -> Iterator[None]:
+    """`CREDENTIALS` and `AWS_ENDPOINT_URL=endpoint` in `os.environ` for the block, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in [*CREDENTIALS, "AWS_ENDPOINT_URL"]}
+    os.environ.update(CREDENTIALS)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

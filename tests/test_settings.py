@@ -61,6 +61,11 @@ def problem_lines(options: dict[str, object] | None = None) -> list[str]:
             "mysql://user:secret@host/db",
             "TIERSERVE_DATABASE_URL='mysql://user:***@host/db': its driver module MySQLdb is not installed",
         ),
+        (
+            "TIERSERVE_STORE_RETRY_TIMEOUT",
+            "120",
+            "TIERSERVE_STORE_RETRY_TIMEOUT=120: less than render_deadline (120 s), so that a render ends with a 503",
+        ),
     ],
 )
 def test_a_wrong_variable_is_one_line_naming_it(

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     )
     queue_timeout: float = Field(default=10.0, gt=0, description="Seconds a render may wait for a thread.")
     render_deadline: float = Field(default=120.0, gt=0, description="Seconds a render may take in all.")
+    store_retry_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an object-store request is retried (throttling, timeouts, drops) before a 503; "
+        "below render_deadline.",
+    )
     ingest_roots: list[Path] = Field(
         default_factory=list,
         description="Folders ingest may read sources from, besides the manifest's own folder (JSON list).",
@@ -105,7 +111,7 @@ class Settings(BaseSettings):
 
     def open_store(self) -> Store:
         """The store at `resolved_store_url` (object stores keep ingest scratch in the data directory)."""
-        return open_store(self.resolved_store_url, self.data_dir)
+        return open_store(self.resolved_store_url, self.data_dir, self.store_retry_timeout)
 
     def export_environment(self) -> None:
         """Write these settings to `os.environ` so that worker processes read the same values."""
@@ -155,6 +161,9 @@ def _store_problems(settings: Settings) -> list[Problem]:
         store_url_scheme(settings.resolved_store_url)
     except ValueError as exc:
         return [Problem("store_url", str(settings.store_url), str(exc))]
+    if settings.store_retry_timeout >= settings.render_deadline:
+        expected = f"less than render_deadline ({settings.render_deadline:g} s), so that a render ends with a 503"
+        return [Problem("store_retry_timeout", f"{settings.store_retry_timeout:g}", expected)]
     return []
 
 

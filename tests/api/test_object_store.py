@@ -3,7 +3,6 @@ every download answers byte for byte what the local store answers, without a HEA
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Collection
-from tests.s3 import CREDENTIALS, FaultProxy, MotoServer, fault_proxy
+from tests.s3 import FaultProxy, MotoServer, aws_environment, fault_proxy
 from tierserve.api.app import create_app
 from tierserve.cli import run_ingest
 from tierserve.settings import Settings
@@ -42,26 +41,16 @@ class Served:
 @pytest.fixture(scope="module")
 def from_bucket(collection: Collection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The collection's manifest ingested into a new bucket through the CLI's ingest, and an app serving it."""
-    saved = {name: os.environ.get(name) for name in [*CREDENTIALS, "AWS_ENDPOINT_URL"]}
-    with MotoServer() as moto, fault_proxy(moto.url) as proxy:
-        os.environ.update(CREDENTIALS)
-        os.environ["AWS_ENDPOINT_URL"] = proxy.url
-        try:
-            bucket = f"tierserve-{uuid.uuid4().hex[:12]}"
-            moto.create_bucket(bucket)
-            data = tmp_path_factory.mktemp("s3-data")
-            settings = Settings(data_dir=data, store_url=f"s3://{bucket}/collection")
-            report = run_ingest(settings, collection.manifest)
-            assert report.ok, report.failed
-            assert not (data / "store").exists()  # every pyramid went to the bucket
-            with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-                yield Served(client, proxy)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with MotoServer() as moto, fault_proxy(moto.url) as proxy, aws_environment(proxy.url):
+        bucket = f"tierserve-{uuid.uuid4().hex[:12]}"
+        moto.create_bucket(bucket)
+        data = tmp_path_factory.mktemp("s3-data")
+        settings = Settings(data_dir=data, store_url=f"s3://{bucket}/collection")
+        report = run_ingest(settings, collection.manifest)
+        assert report.ok, report.failed
+        assert not (data / "store").exists()  # every pyramid went to the bucket
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield Served(client, proxy)
 
 
 @pytest.mark.parametrize("url", URLS)

@@ -20,6 +20,7 @@ from tierserve.core.vips_errors import is_read_failure, vips_reason
 from tierserve.errors import IngestError
 from tierserve.ingest.manifest import ImageEntry
 from tierserve.ingest.pyramid_writer import tiles_in_pyramid, write_pyramid
+from tierserve.ingest.source_access import SourceAccess
 from tierserve.ingest.sources import open_source, sample_bits
 from tierserve.layers import LayerKind
 from tierserve.storage import ObjectInfo, StoreWriter
@@ -85,27 +86,6 @@ class _Source:
     image: pyvips.Image
     label: str
     resolution_um: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SourceAccess:
-    """Where sources may be read from: relative paths resolve against `base_dir`, and must end up
-    inside `base_dir` or one of `roots` (symbolic links followed)."""
-
-    base_dir: Path
-    roots: tuple[Path, ...] = ()
-
-    def resolve(self, source: str) -> Path:
-        """The real path of `source`; raises `IngestError` naming it when it lies outside the allowed folders."""
-        path = (self.base_dir / source).resolve()
-        allowed = (self.base_dir, *self.roots)
-        if not any(path.is_relative_to(root.resolve()) for root in allowed):
-            folders = ", ".join(str(root.resolve()) for root in allowed)
-            raise IngestError(
-                f"source {source} resolves to {path}, outside the allowed folders ({folders}); "
-                "add its folder to TIERSERVE_INGEST_ROOTS"
-            )
-        return path
 
 
 def build_image(
@@ -190,11 +170,11 @@ def _write_layer(
 
 def _open_sources(entry: ImageEntry, access: SourceAccess, scratch: Path) -> list[_Source]:
     """Open the primary and every layer source; layers must match the primary's pixel size."""
-    opened = open_source(access.resolve(entry.source), entry.source, scratch)
+    opened = open_source(access.local_file(entry.source, scratch), entry.source, scratch)
     primary = _Source(LayerKind.PRIMARY, None, opened.image, entry.source, opened.resolution_um)
     sources = [primary]
     for layer in entry.layers:
-        image = open_source(access.resolve(layer.source), layer.source, scratch).image
+        image = open_source(access.local_file(layer.source, scratch), layer.source, scratch).image
         if (image.width, image.height) != (primary.image.width, primary.image.height):
             raise IngestError(
                 f"{layer.kind.value} layer {layer.source} is {image.width}x{image.height}, "

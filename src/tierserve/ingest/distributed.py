@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tierserve.errors import TierserveError
-from tierserve.ingest.build import ImageJob, SourceAccess
+from tierserve.ingest.build import ImageJob
 from tierserve.ingest.pipeline import IngestObserver, Outcome, build_in_scratch
+from tierserve.ingest.source_access import SourceAccess
 from tierserve.storage import open_store, run_scratch
 
 #: Dask event topic of progress reports.

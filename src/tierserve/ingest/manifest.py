@@ -1,6 +1,7 @@
 """The ingest manifest (YAML or JSON): data sets, their images, layers and equalization values.
 
-Relative source paths are resolved against the manifest's directory.  `manifest_json_schema()`
+A source is a path, relative to the manifest's directory, or an object-store URL (`s3://bucket/key`,
+`gs://`, `az://`; see `tierserve.ingest.source_access`).  `manifest_json_schema()`
 is the published JSON Schema (docs/manifest.schema.json).
 """
 
@@ -35,7 +36,7 @@ class LayerEntry(_Strict):
         LayerKind.TUMOR_FEATURE_ANNOTATION,
         LayerKind.TUMOR_FEATURE_BOUNDARY,
     ]
-    source: str = Field(description="Image file: TIFF/BigTIFF/OME-TIFF, JPEG, PNG or JPEG 2000.")
+    source: str = Field(description="Image file (path or s3:// URL): TIFF/BigTIFF/OME-TIFF, JPEG, PNG or JPEG 2000.")
     atlas: int | None = Field(default=None, gt=0, description="Atlas id; required for annotation layers.")
 
     @model_validator(mode="after")
@@ -50,7 +51,9 @@ class ImageEntry(_Strict):
 
     id: int = Id
     section_number: int = Field(ge=0)
-    source: str = Field(description="Primary image file: 8-bit RGB/grey or 16-bit (e.g. 12-bit) samples.")
+    source: str = Field(
+        description="Primary image file (path or s3:// URL): 8-bit RGB/grey or 16-bit (e.g. 12-bit) samples."
+    )
     resolution: float | None = Field(default=None, gt=0, description="Micrometres per full-resolution pixel.")
     x: int | None = Field(default=None, ge=0, description="Section rectangle inside the source (pixels).")
     y: int | None = Field(default=None, ge=0)

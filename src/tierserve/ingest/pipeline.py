@@ -35,11 +35,11 @@ from tierserve.ingest.build import (
     BUILD_ERRORS,
     BuiltImage,
     ImageJob,
-    SourceAccess,
     build_image,
     failure_message,
 )
 from tierserve.ingest.manifest import AtlasDataSetEntry, Manifest, SectionDataSetEntry
+from tierserve.ingest.source_access import SourceAccess
 from tierserve.layers import LayerKind
 from tierserve.storage import StoreWriter, run_scratch
 

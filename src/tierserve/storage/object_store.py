@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 SCHEMES = frozenset({"s3", "gs", "az", "abfs", "abfss"})
 #: Seconds a client is told to wait when the store did not answer.
 RETRY_AFTER = 5
+#: Bytes per chunk of a streamed download (at least; the last chunk may be shorter).
+DOWNLOAD_CHUNK = 8 * 1024 * 1024
 #: The environment variables that set an S3 endpoint, most specific first.
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
 
@@ -195,6 +197,27 @@ class ObjectStore:
         if any(len(chunk) != length for chunk, (_, length) in zip(result, ranges, strict=True)):
             raise StorageError("stored pyramid is truncated")
         return result
+
+    def download(self, key: str, target: Path) -> None:
+        """Copy the object `key` (any object name, not only tierserve's keys) to the file `target`,
+        streamed in chunks of `DOWNLOAD_CHUNK` bytes.
+
+        Raises `FileNotFoundError` when there is no such object, `StoreUnavailable` or `StorageError`
+        as reads do, and `StorageError` when fewer bytes arrive than the store stated.
+        """
+        try:
+            result = obstore.get(self._reader, key)
+            with target.open("wb") as out:
+                for chunk in result.stream(min_chunk_size=DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                written = out.tell()
+        except FileNotFoundError:
+            raise
+        except BaseError as exc:
+            raise translate(exc, self.name) from exc
+        stated = result.meta["size"]
+        if written != stated:
+            raise StorageError(f"object {key} in {self.name} arrived cut short ({written} of {stated} bytes)")
 
     def stat(self, key: str) -> ObjectInfo:
         with self._translated_errors():

@@ -22,13 +22,14 @@ def store_url_scheme(url: str) -> str:
     raise ValueError("expected file:///absolute/path, s3://bucket[/prefix], gs://bucket[/prefix] or az://container")
 
 
-def open_store(url: str, data_dir: Path) -> Store:
-    """The store at `url`; object stores keep ingest scratch under `data_dir/scratch`.
+def open_store(url: str, data_dir: Path, retry_timeout: float = 10.0) -> Store:
+    """The store at `url`; object stores keep ingest scratch under `data_dir/scratch` and retry a
+    failing request for at most `retry_timeout` seconds.
 
     Raises `ValueError` for a URL that names no store.
     """
     if store_url_scheme(url) == "file":
         return LocalStore(Path(unquote(urlparse(url).path)))
-    from tierserve.storage.object_store import ObjectStore
+    from tierserve.storage.object_store import ObjectStore, Timeouts
 
-    return ObjectStore.from_url(url, data_dir / "scratch")
+    return ObjectStore.from_url(url, data_dir / "scratch", timeouts=Timeouts(retry_timeout=retry_timeout))
