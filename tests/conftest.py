@@ -3,6 +3,7 @@ real pyramid files, served in-process (TestClient) and by a real uvicorn server 
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -20,9 +21,11 @@ import yaml
 from fastapi.testclient import TestClient
 from hypothesis import settings
 from sqlalchemy import create_engine, text
+from starlette.types import ASGIApp
 
 from tests.images import multiscale_pattern, slide_pattern
 from tierserve.api.app import create_app
+from tierserve.api.http_protocol import BoundedHttpToolsProtocol, HeadLimits
 from tierserve.cli import run_ingest
 from tierserve.db.models import Base
 from tierserve.settings import Settings
@@ -214,12 +217,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bounded_config(app: ASGIApp, settings: Settings, port: int) -> uvicorn.Config:
+    """uvicorn on 127.0.0.1:`port` with the protocol and limits `tierserve serve` runs with."""
+    protocol = functools.partial(BoundedHttpToolsProtocol, limits=HeadLimits.from_settings(settings))
+    # uvicorn calls `http` as it would call the protocol class
+    return uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=protocol)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def live_server(collection: Collection) -> Iterator[str]:
     """A real uvicorn server on loopback serving the collection; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(collection.settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(bounded_config(create_app(collection.settings), collection.settings, port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Collection, Iterator
 from contextlib import ExitStack, contextmanager
@@ -234,6 +235,8 @@ def _collection_summary(database: Database, settings: Settings) -> str:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
+    from tierserve.api.http_protocol import BoundedHttpToolsProtocol
+
     database = _open_database(settings, settings.open_store())
     try:
         summary = _collection_summary(database, settings)
@@ -250,6 +253,8 @@ def _serve(settings: Settings) -> None:
         workers=settings.workers,
         log_level="info",
         access_log=settings.access_log,
+        http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=math.ceil(settings.idle_timeout),
     )
 
 

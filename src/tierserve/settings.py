@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="Seconds a worker reuses an image's database record (0: always query)."
     )
     max_query_length: int = Field(default=16384, ge=256, description="Longest accepted query string (bytes).")
+    max_header_line: int = Field(default=8192, ge=256, description="Longest request header line (bytes); 431 beyond.")
+    max_header_bytes: int = Field(
+        default=32768, ge=1024, description="Longest request header fields in all (bytes); 431 beyond."
+    )
+    idle_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds a connection may wait for a complete request head before it is closed."
+    )
     max_queued_renders: int = Field(
         default=64, ge=0, description="Renders that may wait for a free render thread before 503s."
     )

@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 
 import pyvips
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 
 from tierserve import __version__
 from tierserve.api.errors import add_exception_handlers
-from tierserve.api.middleware import QueryLengthLimit
+from tierserve.api.middleware import HeadAsGet, QueryLengthLimit
 from tierserve.api.routes import data, downloads
 from tierserve.api.state import AppState
 from tierserve.settings import Settings
@@ -36,12 +37,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.tierserve = state
     add_exception_handlers(app)
+    # Outermost last: CORS, the query length limit, the lean image routes, HEAD for the rest, FastAPI.
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(downloads.ImageDownloads, state=state)
     app.add_middleware(QueryLengthLimit, max_length=settings.max_query_length)
     app.add_middleware(
-        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET"], allow_headers=["*"], max_age=3600
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=list(downloads.METHODS),
+        allow_headers=["*"],
+        max_age=3600,
     )
-    app.include_router(downloads.router)
     app.include_router(data.router)
+
+    def openapi() -> dict[str, object]:
+        """FastAPI's description of its routes, with the lean image routes added."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            schema["paths"] = {**downloads.openapi_paths(), **schema["paths"]}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz")
     def healthz() -> dict[str, object]:

@@ -34,15 +34,22 @@ def status_for(exc: TierserveError) -> int:
     return 500
 
 
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TierserveError)
+def allen_error(exc: TierserveError) -> tuple[int, str, dict[str, str]]:
+    """Status, message and extra headers (Retry-After for `Unavailable`) of a domain error, logged
+    when it is the server's or the store's fault."""
     status = status_for(exc)
     if isinstance(exc, Unavailable):
         log.warning("%s", exc.message)
-        return error_body(status, exc.message, {"Retry-After": str(exc.retry_after)})
+        return status, exc.message, {"Retry-After": str(exc.retry_after)}
     if status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
-    return error_body(status, exc.message)
+    return status, exc.message, {}
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TierserveError)
+    status, message, headers = allen_error(exc)
+    return error_body(status, message, headers or None)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,0 +1,177 @@
+"""uvicorn's httptools protocol with bounded request heads and idle connections closed.
+
+httptools sets no limit on the request line or the header fields, so an attacker could make a
+worker buffer megabytes per connection. `BoundedHttpToolsProtocol` counts the bytes of every request
+head as they arrive and refuses, with a JSON body and the connection closed:
+- a request target longer than `max_query_length` plus `PATH_ALLOWANCE` bytes: 414;
+- a header line (name, colon, value) longer than `max_header_line` bytes: 431;
+- header fields longer than `max_header_bytes` in all, or a head that keeps arriving beyond the
+  request line and header limits together (counted before the parser buffers it): 431.
+Request bodies are not counted.
+A connection is closed when no complete request head arrives within `idle_timeout` seconds of the
+connection being made or of the previous response (slow heads included; uvicorn's keep-alive timer
+alone stops counting at the first byte).
+
+The limits come from the settings of the worker process (`TIERSERVE_*`, exported by `tierserve serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from tierserve.settings import Settings
+
+#: Bytes of path and method the request line may hold besides a query string of `max_query_length`.
+PATH_ALLOWANCE = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    """Request head limits in bytes, and the idle timeout in seconds."""
+
+    max_target: int
+    max_header_line: int
+    max_header_bytes: int
+    idle_timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HeadLimits:
+        return cls(
+            max_target=settings.max_query_length + PATH_ALLOWANCE,
+            max_header_line=settings.max_header_line,
+            max_header_bytes=settings.max_header_bytes,
+            idle_timeout=settings.idle_timeout,
+        )
+
+    @property
+    def max_head(self) -> int:
+        """Bytes a whole request head may take: request line, header fields and line ends."""
+        return self.max_target + self.max_header_bytes + 2 * self.max_header_line
+
+
+@functools.cache
+def process_limits() -> HeadLimits:
+    """The limits of this worker process, read once from its settings."""
+    return HeadLimits.from_settings(Settings())
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing a request that breaks a limit."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` enforcing `HeadLimits` (module docstring)."""
+
+    def __init__(self, *args: Any, limits: HeadLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits or process_limits()
+        self._head_bytes = 0
+        self._header_bytes = 0
+        self._in_body = False
+        self._refusal: _Refused | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # connection events
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_idle_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if not self._in_body:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self._refusal is not None:
+                self._refuse(self._refusal.status, self._refusal.message)
+            else:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        if self._head_bytes > self.limits.max_head and not self.transport.is_closing():
+            self._refuse(431, f"the request head exceeds {self.limits.max_head} bytes")
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_idle_timer()
+
+    # parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.limits.max_target:
+            self._stop(414, f"the request target exceeds {self.limits.max_target} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        line = len(name) + 2 + len(value)
+        if line > self.limits.max_header_line:
+            self._stop(431, f"a request header line exceeds {self.limits.max_header_line} bytes")
+        self._header_bytes += line + 2
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._stop(431, f"the request header fields exceed {self.limits.max_header_bytes} bytes")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = 0
+        self._in_body = True
+        self._cancel_idle_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
+
+    # refusals and the idle timer
+
+    def _stop(self, status: int, message: str) -> None:
+        self._refusal = _Refused(status, message)
+        raise self._refusal
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer `status` with a JSON error body and close the connection."""
+        self.logger.warning("refused a request: %s", message)
+        body = json.dumps({"success": False, "msg": message}).encode()
+        head = b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        self.transport.write(STATUS_LINE[status] + head + body)
+        self.transport.close()
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_idle_timer()
+        self._idle_timer = self.loop.call_later(self.limits.idle_timeout, self._close_if_idle)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _close_if_idle(self) -> None:
+        """Close the connection unless a request is being answered or waits in the pipeline."""
+        self._idle_timer = None
+        busy = (self.cycle is not None and not self.cycle.response_complete) or bool(self.pipeline)
+        if not busy and not self.transport.is_closing():
+            self.transport.close()
