@@ -123,7 +123,8 @@ def test_a_request_body_is_not_counted_as_head(server: tuple[str, int]) -> None:
         head = f"POST {TILE} HTTP/1.1\r\nHost: test\r\nContent-Length: {len(body)}\r\n\r\n"
         sock.sendall(head.encode() + body)
         status, headers, answer = _read_answer(sock)
-        assert status == 405 and json.loads(answer)["msg"] == "Method Not Allowed"
+        assert status == 405 and headers["allow"] == "GET, HEAD"
+        assert json.loads(answer)["msg"] == "Method Not Allowed"
 
 
 def test_an_idle_connection_is_closed(server: tuple[str, int]) -> None:

@@ -7,13 +7,17 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tierserve.storage import StoreReader
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+#: The PostgreSQL advisory lock key that serialises migrations (any constant shared by every process).
+MIGRATION_LOCK = 0x7469657273657276  # "tierserv"
 
 
 class Database:
@@ -36,6 +40,10 @@ class Database:
         """
         config = alembic_config()
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Processes starting together on one database migrate one after the other: the lock
+                # is held until this transaction ends, and the next one finds the schema up to date.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             config.attributes["store"] = store
             command.upgrade(config, "head")
