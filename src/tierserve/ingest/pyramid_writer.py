@@ -12,7 +12,6 @@ read page pyramids, serve the same file and tiles.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,7 +76,7 @@ def write_pyramid(
                     tile=(TILE, TILE),
                     **_encoding(level, quality),
                     **(_first_level_options(level, levels, resolution_um) if n == 0 else {"subfiletype": 1}),
-                    maxworkers=os.cpu_count() or 1,
+                    maxworkers=pyvips.concurrency_get(),  # this process's share of the cores
                     buffersize=_ENCODE_BUFFER,
                 )
     chain_levels(destination)
