@@ -3,6 +3,7 @@ real pyramid files, served in-process (TestClient) and by a real uvicorn server 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -227,8 +228,15 @@ def bounded_config(app: ASGIApp, settings: Settings, port: int) -> uvicorn.Confi
 @pytest.fixture(scope="session")
 def live_server(collection: Collection) -> Iterator[str]:
     """A real uvicorn server on loopback serving the collection; yields its base URL."""
+    with running_server(collection.settings) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings) -> Iterator[str]:
+    """A real uvicorn server on loopback serving what `settings` name, in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(bounded_config(create_app(collection.settings), collection.settings, port))
+    server = uvicorn.Server(bounded_config(create_app(settings), settings, port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

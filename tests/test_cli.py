@@ -165,10 +165,12 @@ def test_an_unreachable_database_is_one_line_with_the_drivers_reason(tmp_path: P
 
 def test_serve_says_what_it_serves(collection: Collection) -> None:
     with serving(collection) as served:
-        pass
+        viewer = httpx2.get(f"http://127.0.0.1:{served.port}/viewer/", timeout=30)
+        assert viewer.status_code == 200 and "<title>tierserve viewer</title>" in viewer.text
     database = mask_url(collection.settings.resolved_database_url)
     store = collection.settings.resolved_store_url
     assert f"serving 5 images (4 section images, 1 atlas image) from {store}; database {database}\n" in served.stderr
+    assert f"viewer: http://127.0.0.1:{served.port}/viewer/\n" in served.stderr
 
 
 def test_serve_on_an_empty_collection_says_how_to_fill_it(collection: Collection, tmp_path: Path) -> None:

@@ -245,6 +245,7 @@ def _serve(settings: Settings) -> None:
     settings.export_environment()
     _line(f"data directory: {settings.data_dir}")
     _line(summary)
+    _line(f"viewer: http://{settings.host}:{settings.port}/viewer/")
     uvicorn.run(
         "tierserve.api.app:create_app",
         factory=True,

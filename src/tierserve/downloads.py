@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from tierserve import __version__
 from tierserve.core.encode import FORMATS, ChromaSubsampling, Encoding, OutputFormat, Sink
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
+from tierserve.core.orientation import UPRIGHT, Orientation
 from tierserve.core.pyramid import PyramidFile, is_small
-from tierserve.core.render import RenderSpec, render
+from tierserve.core.render import Quality, RenderSpec, render
 from tierserve.core.render_array import render_array
-from tierserve.core.tiers import plan_read, resolve_window
+from tierserve.core.resample import Resample
+from tierserve.core.tiers import ReadPlan, plan_read, resolve_window
 from tierserve.core.tiles import TileReader
 from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
@@ -55,8 +57,23 @@ class DownloadOptions:
     format: str = "jpeg"
 
     @property
-    def display_filters(self) -> bool:
-        """Whether any option asks for 8-bit display values (range, contrast, rgb, colormap)."""
+    def display(self) -> DisplayOptions:
+        """The display filters among the options."""
+        return DisplayOptions(self.range, self.contrast, self.rgb, self.colormap)
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayOptions:
+    """The display filters (Allen semantics, docs/api.md): `range` window, `contrast`, `rgb`, `colormap`."""
+
+    range: ChannelWindow | None = None
+    contrast: Contrast | None = None
+    rgb: ChannelWeights | None = None
+    colormap: Colormap | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether any option asks for 8-bit display values."""
         return any(option is not None for option in (self.range, self.contrast, self.rgb, self.colormap))
 
 
@@ -98,18 +115,37 @@ def plan_download(
             f"output of {plan.output.width}x{plan.output.height} = {pixels} pixels exceeds "
             f"max_output_pixels={max_output_pixels}; ask for a region or a higher downsample"
         )
-    native = options.format == "tiff" and not options.display_filters
+    native = options.format == "tiff" and not options.display.active
+    spec = display_spec(layer, record.equalization, plan, options.display, native=native)
+    return DownloadJob(record.id, layer.file, spec, Encoding(options.quality, chroma), output)
+
+
+def display_spec(
+    layer: LayerRecord,
+    equalization: ChannelWindow | None,
+    plan: ReadPlan,
+    display: DisplayOptions,
+    native: bool = False,
+    orientation: Orientation = UPRIGHT,
+    resample: Resample | None = None,
+    quality: Quality = "color",
+) -> RenderSpec:
+    """The render of `plan` from `layer` with the display filters: the channel window (`channel_window`),
+    contrast, weights and colormap (on the signal channel of 3-channel layers deeper than 8 bits); with
+    `native` the stored samples. `orientation`, `resample` and `quality` are `RenderSpec`'s."""
     deep_colour = layer.bits_per_component > 8 and layer.number_of_components == 3
-    spec = RenderSpec(
+    return RenderSpec(
         plan=plan,
-        window=None if native else channel_window(layer, options.range, record.equalization),
-        contrast=options.contrast,
-        weights=options.rgb,
-        colormap=options.colormap,
+        window=None if native else channel_window(layer, display.range, equalization),
+        contrast=display.contrast,
+        weights=display.rgb,
+        colormap=display.colormap,
         intensity_channel=FLUORESCENCE_SIGNAL if deep_colour else None,
         native=native,
+        orientation=orientation,
+        resample=resample,
+        quality=quality,
     )
-    return DownloadJob(record.id, layer.file, spec, Encoding(options.quality, chroma), output)
 
 
 def channel_window(
@@ -124,11 +160,12 @@ def channel_window(
 
 
 def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: Sink) -> None:
-    """Render and encode `job` into `sink`: small JPEG outputs in memory (`core.render_array`), the rest
-    as a libvips stream. Storage failures are re-raised naming the image id."""
+    """Render and encode `job` into `sink`: JPEG outputs of small reads and sizes in memory
+    (`core.render_array`), the rest as a libvips stream. Storage failures are re-raised naming the image id."""
     with _naming_the_image(job, store):
         pyramid = PyramidFile(store.open(job.file), tiles)
-        if job.output.encode_array is not None and is_small(job.spec.plan.box):
+        plan = job.spec.plan
+        if job.output.encode_array is not None and is_small(plan.box) and is_small(plan.output):
             job.output.encode_array(render_array(pyramid, job.spec), job.encoding, sink)
         else:
             job.output.encode(render(pyramid, job.spec), job.encoding, sink)

@@ -15,9 +15,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_path
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
@@ -74,8 +75,16 @@ class Settings(BaseSettings):
         default="auto",
         description="JPEG chroma: auto = 4:2:0 below quality 90, 4:4:4 from 90; 420 = 4:2:0 at every quality.",
     )
+    iiif_jpeg_quality: int = Field(
+        default=90, ge=1, le=100, description="JPEG (and WebP) quality of IIIF Image API images, e.g. default.jpg."
+    )
     record_cache_seconds: float = Field(
         default=60.0, ge=0, description="Seconds a worker reuses an image's database record (0: always query)."
+    )
+    output_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Bytes of small encoded answers (tiles) a worker keeps by ETag; 0 turns the cache off.",
     )
     max_query_length: int = Field(default=16384, ge=256, description="Longest accepted query string (bytes).")
     max_header_line: int = Field(default=8192, ge=256, description="Longest request header line (bytes); 431 beyond.")
@@ -96,6 +105,11 @@ class Settings(BaseSettings):
         description="Seconds an object-store request is retried (throttling, timeouts, drops) before a 503; "
         "below render_deadline.",
     )
+    store_coalesce_bytes: int = Field(
+        default=65536,
+        ge=0,
+        description="Byte ranges of one object-store read closer than this share a GET (bench.store).",
+    )
     ingest_roots: list[Path] = Field(
         default_factory=list,
         description="Folders ingest may read sources from, besides the manifest's own folder (JSON list).",
@@ -103,6 +117,24 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default=["*"], description='Origins browsers may call the API from (JSON list, e.g. ["https://a.org"]).'
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach this server at, e.g. https://images.example.org/tierserve, for the "
+        "links in IIIF documents; default: each request's scheme, host and root path.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host and no query or fragment, kept without its trailing slash (empty: unset)."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "expected an http(s) URL without query or fragment, e.g. https://images.example.org/tierserve"
+            )
+        return value.rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:
@@ -118,7 +150,7 @@ class Settings(BaseSettings):
 
     def open_store(self) -> Store:
         """The store at `resolved_store_url` (object stores keep ingest scratch in the data directory)."""
-        return open_store(self.resolved_store_url, self.data_dir, self.store_retry_timeout)
+        return open_store(self.resolved_store_url, self.data_dir, self.store_retry_timeout, self.store_coalesce_bytes)
 
     def export_environment(self) -> None:
         """Write these settings to `os.environ` so that worker processes read the same values."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pytest
 import pyvips
@@ -13,11 +16,13 @@ from tierserve.core import render as vips_steps
 from tierserve.core import render_array as array_steps
 from tierserve.core.encode import Encoding, encode_jpeg, encode_jpeg_array
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
+from tierserve.core.orientation import Orientation
 from tierserve.core.palettes import PALETTES
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.render import RenderSpec, render
 from tierserve.core.render_array import render_array
-from tierserve.core.tiers import Window, level_count, max_downsample, plan_read
+from tierserve.core.resample import plan_scaled_read
+from tierserve.core.tiers import Box, Window, level_count, max_downsample, plan_read
 from tierserve.core.tiles import TileReader
 from tierserve.core.windowing import ChannelWindow
 from tierserve.ingest.pyramid_writer import write_pyramid
@@ -73,17 +78,38 @@ def specs(draw: st.DrawFn, bits: int, bands: int) -> RenderSpec:
     return RenderSpec(plan, window, contrast, weights, colormap, channel)
 
 
+@st.composite
+def iiif_specs(draw: st.DrawFn, bits: int, bands: int) -> RenderSpec:
+    """`specs` with the IIIF steps: any region at any size (area-averaged unless a stored level),
+    mirrored and turned, in colour, grey or bitonal."""
+    width, height = SIZE
+    x, y = draw(st.integers(0, width - 1)), draw(st.integers(0, height - 1))
+    w, h = draw(st.integers(1, width - x)), draw(st.integers(1, height - y))
+    out_w, out_h = draw(st.integers(1, 400)), draw(st.integers(1, 400))
+    plan, resample = plan_scaled_read(width, height, level_count(width, height), Box(x, y, w, h), out_w, out_h)
+    return replace(
+        draw(specs(bits, bands)),
+        plan=plan,
+        resample=resample,
+        orientation=Orientation(draw(st.integers(0, 3)), draw(st.booleans())),
+        quality=draw(st.sampled_from(["color", "gray", "bitonal"])),
+    )
+
+
+@pytest.mark.parametrize("strategy", [specs, iiif_specs])
 @pytest.mark.parametrize("name", sorted(BITS))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_array_pipeline_equals_libvips_pipeline(
-    pyramids: dict[str, PyramidFile], name: str, data: st.DataObject
+    pyramids: dict[str, PyramidFile], name: str, strategy: Any, data: st.DataObject
 ) -> None:
-    spec = data.draw(specs(BITS[name], 1 if name.startswith("grey") else 3))
+    spec = data.draw(strategy(BITS[name], 1 if name.startswith("grey") else 3))
     expected = render(pyramids[name], spec).numpy()
     got = render_array(pyramids[name], spec)
+    bands = 1 if expected.ndim == 2 else expected.shape[2]  # pyvips gives one band as (height, width)
     assert got.dtype == np.uint8
-    assert got.shape == expected.shape
+    assert got.shape == (*expected.shape[:2], bands) and bands == (3 if spec.quality == "color" else 1)
+    got = got.reshape(expected.shape)
     assert np.array_equal(got, expected), f"{int(np.abs(got.astype(int) - expected).max())} levels apart"
 
 

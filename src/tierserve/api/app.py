@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 
 import pyvips
 from fastapi import FastAPI
@@ -13,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from tierserve import __version__
 from tierserve.api.errors import add_exception_handlers
 from tierserve.api.middleware import HeadAsGet, QueryLengthLimit
-from tierserve.api.routes import data, downloads
+from tierserve.api.routes import data, downloads, iiif_image, iiif_presentation, viewer
 from tierserve.api.state import AppState
 from tierserve.settings import Settings
 
@@ -37,9 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.tierserve = state
     add_exception_handlers(app)
-    # Outermost last: CORS, the query length limit, the lean image routes, HEAD for the rest, FastAPI.
+    # Outermost last: CORS, the query length limit, the lean image routes (IIIF, Allen), HEAD for the rest, FastAPI.
     app.add_middleware(HeadAsGet)
     app.add_middleware(downloads.ImageDownloads, state=state)
+    app.add_middleware(iiif_image.IIIFImage, state=state)
     app.add_middleware(QueryLengthLimit, max_length=settings.max_query_length)
     app.add_middleware(
         CORSMiddleware,
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=3600,
     )
     app.include_router(data.router)
+    app.include_router(iiif_presentation.router)
+    viewer.mount(app)
 
     def openapi() -> dict[str, object]:
         """FastAPI's description of its routes, with the lean image routes added."""
@@ -61,12 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz")
-    def healthz() -> dict[str, object]:
-        """Liveness and versions of the native libraries."""
+    async def healthz() -> dict[str, object]:
+        """Liveness, versions of the native libraries, and this worker's output cache (hits, misses,
+        entries, bytes)."""
+        cache = state.outputs.stats
         return {
             "success": True,
             "version": __version__,
             "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
+            "output_cache": {**asdict(cache), "hit_rate": round(cache.hit_rate, 4)},
         }
 
     return app

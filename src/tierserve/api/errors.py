@@ -34,7 +34,7 @@ def status_for(exc: TierserveError) -> int:
     return 500
 
 
-def allen_error(exc: TierserveError) -> tuple[int, str, dict[str, str]]:
+def error_parts(exc: TierserveError) -> tuple[int, str, dict[str, str]]:
     """Status, message and extra headers (Retry-After for `Unavailable`) of a domain error, logged
     when it is the server's or the store's fault."""
     status = status_for(exc)
@@ -48,7 +48,7 @@ def allen_error(exc: TierserveError) -> tuple[int, str, dict[str, str]]:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TierserveError)
-    status, message, headers = allen_error(exc)
+    status, message, headers = error_parts(exc)
     return error_body(status, message, headers or None)
 
 

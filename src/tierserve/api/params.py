@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
 from tierserve.core.palettes import palette_id
 from tierserve.core.windowing import ChannelWindow
-from tierserve.downloads import DownloadOptions
+from tierserve.downloads import DisplayOptions, DownloadOptions
 from tierserve.errors import InvalidRequest
 from tierserve.layers import LayerKind
 
@@ -187,6 +187,9 @@ PARAMS: tuple[Param, ...] = (
     ),
 )
 _BY_NAME = {param.name: param for param in PARAMS}
+#: The display filters, which the IIIF Image API routes accept as query parameters too.
+DISPLAY_PARAMS = ("range", "contrast", "rgb", "colormap")
+_DISPLAY = {name: _BY_NAME[name] for name in DISPLAY_PARAMS}
 _LAYER_FLAGS = {
     "expression": LayerKind.EXPRESSION,
     "projection": LayerKind.PROJECTION,
@@ -214,20 +217,7 @@ def split_image_id(raw: str) -> tuple[int, list[tuple[str, str]]]:
 
 def parse_options(items: Iterable[tuple[str, str]]) -> DownloadOptions:
     """Download options from (name, raw value) pairs, strictly validated."""
-    values: dict[str, Any] = {}
-    unknown: list[str] = []
-    for name, raw in items:
-        param = _BY_NAME.get(name)
-        if param is None:
-            unknown.append(name)
-            continue
-        if name in values:
-            raise InvalidRequest(f"parameter {name} is given more than once")
-        values[name] = param.parse(raw)
-    if unknown:
-        raise InvalidRequest(
-            f"unknown parameter(s): {', '.join(sorted(set(unknown)))}; accepted: {', '.join(_BY_NAME)}"
-        )
+    values = _parse(items, _BY_NAME)
     return DownloadOptions(
         downsample=values.get("downsample", 0),
         quality=values.get("quality", 100),
@@ -244,6 +234,29 @@ def parse_options(items: Iterable[tuple[str, str]]) -> DownloadOptions:
         colormap=values.get("colormap"),
         format=values.get("format", "jpeg"),
     )
+
+
+def parse_display_options(items: Iterable[tuple[str, str]]) -> DisplayOptions:
+    """Only the display filters (`DISPLAY_PARAMS`), strictly validated as `parse_options` does."""
+    values = _parse(items, _DISPLAY)
+    return DisplayOptions(values.get("range"), values.get("contrast"), values.get("rgb"), values.get("colormap"))
+
+
+def _parse(items: Iterable[tuple[str, str]], table: dict[str, Param]) -> dict[str, Any]:
+    """Parsed values by name; an unknown or repeated name is an error that lists the accepted ones."""
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    for name, raw in items:
+        param = table.get(name)
+        if param is None:
+            unknown.append(name)
+            continue
+        if name in values:
+            raise InvalidRequest(f"parameter {name} is given more than once")
+        values[name] = param.parse(raw)
+    if unknown:
+        raise InvalidRequest(f"unknown parameter(s): {', '.join(sorted(set(unknown)))}; accepted: {', '.join(table)}")
+    return values
 
 
 def _requested_view(values: dict[str, Any]) -> LayerKind:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tierserve.api.output_cache import OutputCache
 from tierserve.api.streaming import Renderer
 from tierserve.core.tiles import TileReader
 from tierserve.db.database import Database
@@ -20,6 +21,7 @@ class AppState:
     store: StoreReader
     tiles: TileReader
     renderer: Renderer
+    outputs: OutputCache
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
@@ -33,6 +35,7 @@ class AppState:
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
             ),
+            outputs=OutputCache(settings.output_cache_bytes),
         )
 
     def close(self) -> None:

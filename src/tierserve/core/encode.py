@@ -1,4 +1,4 @@
-"""Encoding a rendered image chunk by chunk into a sink: JPEG (the Allen output), PNG, TIFF.
+"""Encoding a rendered image chunk by chunk into a sink: JPEG (the Allen output), PNG, TIFF, WebP.
 
 JPEG and PNG stream while libvips decodes; TIFF needs to seek while it is written, so it goes to a
 temporary file first and is then sent from there (memory stays bounded either way).
@@ -36,7 +36,7 @@ class EncodeAborted(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Encoding:
-    """How to encode: JPEG `quality` 0-100 and chroma subsampling (PNG and TIFF ignore both)."""
+    """How to encode: JPEG and WebP `quality` 0-100, JPEG chroma subsampling (PNG and TIFF ignore both)."""
 
     quality: int = 100
     chroma: ChromaSubsampling = "auto"
@@ -104,10 +104,12 @@ def encode_jpeg(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
 
 
 def encode_jpeg_array(pixels: npt.NDArray[np.uint8], encoding: Encoding, sink: Sink) -> None:
-    """`encode_jpeg` for an in-memory (height, width, 3) array, by imagecodecs' libjpeg-turbo (the
+    """`encode_jpeg` for an in-memory (height, width, 3 or 1) array, by imagecodecs' libjpeg-turbo (the
     same library and accurate DCT as libvips): one chunk, no pipeline to set up."""
     quality = max(1, encoding.quality)
     subsampling = "420" if encoding.chroma == "420" or quality < _FULL_CHROMA_FROM else "444"
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]  # grey: libjpeg's one component
     if not sink(bytes(imagecodecs.jpeg8_encode(pixels, level=quality, subsampling=subsampling))):
         raise EncodeAborted()
 
@@ -116,6 +118,12 @@ def encode_png(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
     """Lossless PNG of the rendered 8-bit image (quality does not apply)."""
     target, aborted = _target(sink)
     _run(lambda: image.pngsave_target(target, compression=3, keep=0), aborted)
+
+
+def encode_webp(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
+    """Lossy WebP at `encoding.quality` (libvips' libwebp); metadata is not copied."""
+    target, aborted = _target(sink)
+    _run(lambda: image.webpsave_target(target, Q=max(1, encoding.quality), keep=0), aborted)
 
 
 def encode_tiff(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
@@ -139,4 +147,6 @@ FORMATS: dict[str, OutputFormat] = {
     "jpeg": OutputFormat("jpeg", "image/jpeg", "jpg", 65_535, encode_jpeg, encode_jpeg_array),
     "png": OutputFormat("png", "image/png", "png", 2**31 - 1, encode_png),
     "tiff": OutputFormat("tiff", "image/tiff", "tif", 2**31 - 1, encode_tiff),
+    # WebP stores sides in 14 bits.
+    "webp": OutputFormat("webp", "image/webp", "webp", 16_383, encode_webp),
 }

@@ -1,29 +1,40 @@
 """The render pipeline: one ordered list of steps from a stored pyramid to the output image.
 
 Order: read the planned box of the stored level (`PyramidFile.read`) -> area-average beyond the last stored level ->
+mirror and turn (`core.orientation`) -> area-average to a size that is no stored level (`core.resample`) ->
 window the channels (``range`` / equalization) -> make 8-bit, 3-band sRGB -> contrast and channel
-weights (``contrast``, ``rgb``) -> ``colormap``.  A step whose option is absent passes the image
-through; with `native` (lossless TIFF output without display options) the samples stay as stored.
-Every step is lazy: libvips pulls pixels through the chain only when the encoder asks for them.
+weights (``contrast``, ``rgb``) -> ``colormap`` -> grey or bitonal quality.  A step whose option is absent
+passes the image through; with `native` (lossless TIFF output without display options) the samples stay
+as stored. Turning before resampling keeps the read random-access and the resampled image the last
+thing built in memory; both commute with every later step, which works pixel by pixel.
+Every step but resampling is lazy: libvips pulls pixels through the chain only when the encoder asks
+for them; a resampled output is built in memory (`core.resample`), its read streamed strip by strip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import pyvips
 
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast, colormap_lut, contrast_lut
+from tierserve.core.orientation import UPRIGHT, Orientation, orient_image
 from tierserve.core.pyramid import PyramidFile
+from tierserve.core.resample import Resample, resample_image
 from tierserve.core.tiers import ReadPlan
 from tierserve.core.windowing import ChannelWindow, window_lut
 
 _LUT_ENTRIES = {"uchar": 256, "ushort": 65536}
-#: Rec. 601 luma, the intensity of an RGB layer for ``colormap``.
+#: Rec. 601 luma, the intensity of an RGB layer for ``colormap`` and of the grey and bitonal qualities.
 LUMA = [[0.299, 0.587, 0.114]]
+#: Colour of the output: "color" keeps the RGB image, "gray" is its luma (one band), "bitonal" is
+#: 255 where the luma is at least `BITONAL_THRESHOLD`, else 0 (one band).
+Quality = Literal["color", "gray", "bitonal"]
+BITONAL_THRESHOLD = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +43,8 @@ class RenderSpec:
 
     `intensity_channel` is the band ``colormap`` reads in a 3-band layer (the signal channel of
     fluorescence data); None means the luma of the RGB image.  `native` keeps stored samples.
+    `orientation` mirrors and turns the read box; `resample` (given for the unturned box) maps it to an
+    output size that is no stored level; `quality` is the output's colour.
     """
 
     plan: ReadPlan
@@ -41,6 +54,17 @@ class RenderSpec:
     colormap: Colormap | None = None
     intensity_channel: int | None = None
     native: bool = False
+    orientation: Orientation = UPRIGHT
+    resample: Resample | None = None
+    quality: Quality = "color"
+
+    @property
+    def oriented_resample(self) -> Resample | None:
+        """`resample` on the box after `orientation`."""
+        if self.resample is None:
+            return None
+        box = self.plan.box
+        return self.resample.oriented(self.orientation, box.width, box.height)
 
 
 Step = Callable[[pyvips.Image, RenderSpec], pyvips.Image]
@@ -52,6 +76,17 @@ def area_average(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
     if factor == 1:
         return image
     return image.cast("float").shrink(factor, factor).rint().cast(image.format)
+
+
+def orient(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
+    """Mirror, then turn clockwise (`core.orientation`)."""
+    return image if spec.orientation.identity else orient_image(image, spec.orientation)
+
+
+def resample(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
+    """Area-average to the output size (`core.resample`) when it is no stored level."""
+    mapping = spec.oriented_resample
+    return image if mapping is None else resample_image(image, mapping)
 
 
 def apply_window(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
@@ -93,14 +128,36 @@ def apply_colormap(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
     """Reduce to one intensity (signal channel or luma), then look the palette colour up."""
     if spec.colormap is None:
         return image
-    if spec.intensity_channel is not None:
-        intensity = image.extract_band(spec.intensity_channel)
-    else:
-        intensity = image.recomb(LUMA).linear(1.0, 0.5).cast("uchar")  # rounded
+    channel = spec.intensity_channel
+    intensity = image.extract_band(channel) if channel is not None else luma(image)
     return intensity.maplut(_table(colormap_lut(spec.colormap))).copy(interpretation="srgb")
 
 
-PIPELINE: Sequence[Step] = (area_average, apply_window, to_rgb8, apply_contrast, apply_colormap)
+def luma(image: pyvips.Image) -> pyvips.Image:
+    """The Rec. 601 luma of an 8-bit RGB image, rounded half up, as one 8-bit band."""
+    return image.recomb(LUMA).linear(1.0, 0.5).cast("uchar")
+
+
+def apply_quality(image: pyvips.Image, spec: RenderSpec) -> pyvips.Image:
+    """``gray``: the luma; ``bitonal``: 255 where the luma reaches `BITONAL_THRESHOLD`, else 0."""
+    if spec.quality == "color" or spec.native:
+        return image
+    grey = luma(image)
+    if spec.quality == "bitonal":
+        grey = (grey >= BITONAL_THRESHOLD).cast("uchar")  # libvips relations give 255 or 0
+    return grey.copy(interpretation="b-w")
+
+
+PIPELINE: Sequence[Step] = (
+    area_average,
+    orient,
+    resample,
+    apply_window,
+    to_rgb8,
+    apply_contrast,
+    apply_colormap,
+    apply_quality,
+)
 
 
 def render(pyramid: PyramidFile, spec: RenderSpec) -> pyvips.Image:

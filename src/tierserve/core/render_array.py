@@ -16,8 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from tierserve.core.filters import colormap_lut, contrast_lut
+from tierserve.core.orientation import orient_array
 from tierserve.core.pyramid import PyramidFile
-from tierserve.core.render import LUMA, RenderSpec
+from tierserve.core.render import BITONAL_THRESHOLD, LUMA, RenderSpec
+from tierserve.core.resample import resample_array
 from tierserve.core.windowing import window_lut
 
 Array = npt.NDArray[Any]
@@ -63,6 +65,17 @@ def _sum_type(largest: int) -> type[np.unsignedinteger[Any]]:
     return np.uint64
 
 
+def orient(pixels: Array, spec: RenderSpec) -> Array:
+    """Mirror, then turn clockwise."""
+    return pixels if spec.orientation.identity else orient_array(pixels, spec.orientation)
+
+
+def resample(pixels: Array, spec: RenderSpec) -> Array:
+    """Area-average to the output size when it is no stored level."""
+    mapping = spec.oriented_resample
+    return pixels if mapping is None else resample_array(pixels, mapping)
+
+
 def apply_window(pixels: Array, spec: RenderSpec) -> Array:
     """Each channel through its column of the window table (1 band: the red bounds)."""
     if spec.window is None:
@@ -93,12 +106,24 @@ def apply_colormap(pixels: Array, spec: RenderSpec) -> Array:
     """The intensity (signal channel, or luma rounded half up) through the palette."""
     if spec.colormap is None:
         return pixels
-    if spec.intensity_channel is not None:
-        intensity = pixels[..., spec.intensity_channel]
-    else:  # libvips: single-precision weights, products summed exactly, a float32 result, + 0.5, truncated
-        luma = (pixels.astype(np.float64) @ _LUMA_WEIGHTS).astype(np.float32) + np.float32(0.5)
-        intensity = luma.astype(np.uint8)
+    intensity = pixels[..., spec.intensity_channel] if spec.intensity_channel is not None else luma(pixels)
     return colormap_lut(spec.colormap)[intensity]
+
+
+def luma(pixels: Array) -> Array:
+    """The rounded luma of 8-bit RGB pixels as libvips computes it: single-precision weights, products
+    summed exactly, a float32 result, + 0.5, truncated."""
+    return ((pixels.astype(np.float64) @ _LUMA_WEIGHTS).astype(np.float32) + np.float32(0.5)).astype(np.uint8)
+
+
+def apply_quality(pixels: Array, spec: RenderSpec) -> Array:
+    """``gray``: the luma (one band); ``bitonal``: 255 where it reaches the threshold, else 0."""
+    if spec.quality == "color" or spec.native:
+        return pixels
+    grey = luma(pixels)
+    if spec.quality == "bitonal":
+        grey = np.where(grey >= BITONAL_THRESHOLD, 255, 0).astype(np.uint8)
+    return grey[..., None]
 
 
 def _per_band(pixels: Array, lut: npt.NDArray[np.uint8]) -> Array:
@@ -108,11 +133,21 @@ def _per_band(pixels: Array, lut: npt.NDArray[np.uint8]) -> Array:
     return out
 
 
-PIPELINE: Sequence[ArrayStep] = (area_average, apply_window, to_rgb8, apply_contrast, apply_colormap)
+PIPELINE: Sequence[ArrayStep] = (
+    area_average,
+    orient,
+    resample,
+    apply_window,
+    to_rgb8,
+    apply_contrast,
+    apply_colormap,
+    apply_quality,
+)
 
 
 def render_array(pyramid: PyramidFile, spec: RenderSpec) -> npt.NDArray[np.uint8]:
-    """The output pixels of a small read (`is_small(spec.plan.box)`), shape (height, width, 3)."""
+    """The output pixels of a small read (`is_small(spec.plan.box)`), shape (height, width, bands): 3
+    bands, or 1 for the grey and bitonal qualities."""
     pixels = pyramid.read_array(spec.plan.level, spec.plan.box)
     for step in PIPELINE:
         pixels = step(pixels, spec)

@@ -15,6 +15,8 @@ from tierserve.errors import InvalidRequest, RegionOutsideImage
 
 #: Pyramids stop at the first level whose longer side is under this many pixels.
 SMALLEST_LEVEL_SIDE = 512
+#: Stored levels are tiled in TILE x TILE pixel tiles.
+TILE = 256
 
 
 @dataclass(frozen=True, slots=True)

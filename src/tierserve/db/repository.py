@@ -7,13 +7,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, selectinload
 
 from tierserve.core.tiers import Box
 from tierserve.core.windowing import ChannelWindow
 from tierserve.db.database import Database
-from tierserve.db.models import Equalization, SubImage
+from tierserve.db.models import AtlasDataSet, DataSet, Equalization, SectionDataSet, SubImage
 from tierserve.errors import ImageNotFound
 from tierserve.storage import ObjectInfo
 
@@ -134,3 +134,145 @@ def _fetch(session: Session, image_id: int) -> ImageRecord | None:
 def _window_of(equalization: Equalization) -> ChannelWindow:
     e = equalization
     return ChannelWindow(((e.red_lower, e.red_upper), (e.green_lower, e.green_upper), (e.blue_lower, e.blue_upper)))
+
+
+# Data sets as the IIIF Presentation documents list them (tierserve.iiif.presentation).
+
+
+@dataclass(frozen=True, slots=True)
+class AtlasRecord:
+    id: int
+    name: str
+    image_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LayerKey:
+    """Which stored layer: its `tierserve.layers.LayerKind` value and, for annotations, the atlas."""
+
+    kind: str
+    atlas_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SectionRecord:
+    """One image of a data set: the section rectangle (x, y, width, height) of an image_width x
+    image_height scan, in full-resolution pixels, and its stored layers (the primary one included)."""
+
+    id: int
+    model: str
+    section_number: int
+    x: int
+    y: int
+    width: int
+    height: int
+    image_width: int
+    image_height: int
+    resolution: float | None
+    bits_per_component: int
+    number_of_components: int
+    failed: bool
+    layers: tuple[LayerKey, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DataSetSummary:
+    id: int
+    model: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DataSetRecord:
+    """A SectionDataSet or AtlasDataSet (`model`) with its images in section-number order.
+
+    Fields of the other model are None; `equalization` holds the (lower, upper) pairs of red, green and
+    blue as stored (not checked: a bad row is shown, not refused); `atlases` are an AtlasDataSet's.
+    """
+
+    id: int
+    model: str
+    name: str | None
+    description: str | None
+    failed: bool | None
+    expression: bool | None
+    delegate: bool | None
+    plane_of_section_id: int | None
+    reference_space_id: int | None
+    specimen_id: int | None
+    section_thickness: float | None
+    red_channel: str | None
+    green_channel: str | None
+    blue_channel: str | None
+    qc_date: str | None
+    weight: int | None
+    equalization: tuple[tuple[int, int], ...] | None
+    atlases: tuple[AtlasRecord, ...]
+    sections: tuple[SectionRecord, ...]
+
+
+def list_data_sets(session: Session) -> tuple[DataSetSummary, ...]:
+    """Every data set that has at least one image, by id."""
+    has_images = exists().where(SubImage.data_set_id == DataSet.id)
+    rows = session.execute(select(DataSet.id, DataSet.type, DataSet.name).where(has_images).order_by(DataSet.id))
+    return tuple(DataSetSummary(id=row.id, model=row.type, name=row.name) for row in rows)
+
+
+def load_data_set(session: Session, data_set_id: int) -> DataSetRecord | None:
+    """The data set `data_set_id` with its images ordered by section number (then id), or None."""
+    row = session.get(DataSet, data_set_id)
+    if row is None:
+        return None
+    images = session.scalars(
+        select(SubImage)
+        .where(SubImage.data_set_id == data_set_id)
+        .options(selectinload(SubImage.layers))
+        .order_by(SubImage.section_number, SubImage.id)
+    ).all()
+    section = row if isinstance(row, SectionDataSet) else None
+    equalization = section.equalization if section is not None else None
+    atlases = sorted(row.atlases, key=lambda atlas: atlas.id) if isinstance(row, AtlasDataSet) else []
+    return DataSetRecord(
+        id=row.id,
+        model=row.type,
+        name=row.name,
+        description=row.description,
+        failed=section.failed if section else None,
+        expression=section.expression if section else None,
+        delegate=section.delegate if section else None,
+        plane_of_section_id=section.plane_of_section_id if section else None,
+        reference_space_id=section.reference_space_id if section else None,
+        specimen_id=section.specimen_id if section else None,
+        section_thickness=section.section_thickness if section else None,
+        red_channel=section.red_channel if section else None,
+        green_channel=section.green_channel if section else None,
+        blue_channel=section.blue_channel if section else None,
+        qc_date=section.qc_date if section else None,
+        weight=section.weight if section else None,
+        equalization=None if equalization is None else _pairs_of(equalization),
+        atlases=tuple(AtlasRecord(atlas.id, atlas.name, atlas.image_type) for atlas in atlases),
+        sections=tuple(_section_of(image) for image in images),
+    )
+
+
+def _pairs_of(e: Equalization) -> tuple[tuple[int, int], ...]:
+    return ((e.red_lower, e.red_upper), (e.green_lower, e.green_upper), (e.blue_lower, e.blue_upper))
+
+
+def _section_of(image: SubImage) -> SectionRecord:
+    return SectionRecord(
+        id=image.id,
+        model=image.type,
+        section_number=image.section_number,
+        x=image.x,
+        y=image.y,
+        width=image.width,
+        height=image.height,
+        image_width=image.image_width,
+        image_height=image.image_height,
+        resolution=image.resolution,
+        bits_per_component=image.bits_per_component,
+        number_of_components=image.number_of_components,
+        failed=image.failed,
+        layers=tuple(LayerKey(layer.kind, layer.atlas_id) for layer in image.layers),
+    )

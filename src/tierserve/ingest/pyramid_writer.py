@@ -23,10 +23,9 @@ import numpy.typing as npt
 import pyvips
 import tifffile
 
-from tierserve.core.tiers import level_count
+from tierserve.core.tiers import TILE, level_count
 from tierserve.ingest.ifd_chain import chain_levels
 
-TILE = 256
 #: Bytes of raw tiles handed to the encoder threads at a time (bounds ingest memory).
 _ENCODE_BUFFER = 8 * 1024 * 1024
 #: Called with the number of tiles just written.

@@ -22,14 +22,16 @@ def store_url_scheme(url: str) -> str:
     raise ValueError("expected file:///absolute/path, s3://bucket[/prefix], gs://bucket[/prefix] or az://container")
 
 
-def open_store(url: str, data_dir: Path, retry_timeout: float = 10.0) -> Store:
-    """The store at `url`; object stores keep ingest scratch under `data_dir/scratch` and retry a
-    failing request for at most `retry_timeout` seconds.
+def open_store(url: str, data_dir: Path, retry_timeout: float = 10.0, coalesce: int | None = None) -> Store:
+    """The store at `url`; object stores keep ingest scratch under `data_dir/scratch`, retry a failing
+    request for at most `retry_timeout` seconds and merge ranges closer than `coalesce` bytes (default
+    `object_store.COALESCE`).
 
     Raises `ValueError` for a URL that names no store.
     """
     if store_url_scheme(url) == "file":
         return LocalStore(Path(unquote(urlparse(url).path)))
-    from tierserve.storage.object_store import ObjectStore, Timeouts
+    from tierserve.storage.object_store import COALESCE, ObjectStore, Timeouts
 
-    return ObjectStore.from_url(url, data_dir / "scratch", timeouts=Timeouts(retry_timeout=retry_timeout))
+    timeouts = Timeouts(retry_timeout=retry_timeout)
+    return ObjectStore.from_url(url, data_dir / "scratch", timeouts=timeouts, coalesce=coalesce or COALESCE)

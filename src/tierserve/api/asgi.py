@@ -1,0 +1,145 @@
+"""ASGI helpers shared by the lean image routes (Allen downloads, IIIF Image API).
+
+The routes answer below FastAPI, straight on the ASGI interface: these send response starts and
+bodies, read headers and query strings from the scope, and answer a planned `DownloadJob` the one way
+both route families do (`send_image`): ETag and 304 before any pixel is read, HEAD without rendering,
+tiny local reads rendered on the event loop with a Content-Length (and kept in the worker's
+`OutputCache` under their ETag), the rest through the `Renderer` (render threads, limits, streaming).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
+
+from tierserve.api.conditional import none_match
+from tierserve.api.state import AppState
+from tierserve.core.encode import Sink
+from tierserve.db.repository import ImageRecord
+from tierserve.downloads import DownloadJob, entity_tag, run_download
+from tierserve.errors import InvalidRequest
+
+Headers = list[tuple[bytes, bytes]]
+#: Reads (and outputs) of at most this many pixels (about 4 stored tiles) from a local store are rendered
+#: on the event loop: about 1-2 ms of CPU, less than the hop to a render thread and back costs.
+INLINE_READ_PIXELS = 512 * 512
+#: An image never changes under its id (re-ingesting an id is skipped), so caches may keep answers a day
+#: and revalidate them with If-None-Match against the ETag.
+CACHE_CONTROL = "public, max-age=86400"
+
+
+def query_items(raw: bytes) -> list[tuple[str, str]]:
+    """The query string's (name, value) pairs, blank values kept; undecodable bytes are an error."""
+    try:
+        return parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the query string is not valid UTF-8") from None
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of request header `name` (lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def public_base(scope: Scope, public_url: str | None) -> str:
+    """The URL this server is reached at: `public_url` (TIERSERVE_PUBLIC_URL), else the request's
+    scheme, Host header and root path."""
+    if public_url:
+        return public_url
+    host = header(scope, b"host")
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
+
+
+async def image_record(state: AppState, image_id: int, model: str | None = None) -> ImageRecord:
+    """The image's record: a remembered one at once, others from the database on a worker thread.
+    Raises `ImageNotFound`."""
+    record = state.images.remembered(image_id, model)
+    if record is None:
+        record = await run_in_threadpool(state.images.get, image_id, model)
+    return record
+
+
+def encoded(headers: Mapping[str, str]) -> Headers:
+    """`headers` as ASGI header pairs (names in lower case)."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+async def send_head(send: Send, status: int, headers: Headers, more: bool = False) -> None:
+    """The response start; with `more` False also the (empty) end of the body."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if not more:
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def send_body(send: Send, status: int, body: bytes, content_type: str, headers: Mapping[str, str]) -> None:
+    """A whole response: `body` with its type and length, then `headers`."""
+    start = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode()),
+        *encoded(headers),
+    ]
+    await send_head(send, status, start, more=True)
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_image(
+    state: AppState, job: DownloadJob, headers: Mapping[str, str], scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer `job`: 304 when If-None-Match names its ETag, the headers alone for HEAD, else the image
+    (rendered inline when `inline`, or found in the output cache; otherwise by the renderer). `headers`
+    go on 200 answers."""
+    etag = entity_tag(job)
+    validators = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if none_match(header(scope, b"if-none-match"), etag):
+        await send_head(send, 304, encoded(validators))
+        return
+    named = {**headers, **validators}
+    start = [(b"content-type", job.output.media_type.encode()), *encoded(named)]
+    if scope["method"] == "HEAD":
+        await send_head(send, 200, start)
+    elif inline(state, job):
+        body = state.outputs.get(etag)
+        if body is None:
+            chunks: list[bytes] = []
+            run_download(job, state.store, state.tiles, collector(chunks))
+            body = b"".join(chunks)
+            state.outputs.put(etag, body)
+        await send_head(send, 200, [*start, (b"content-length", str(len(body)).encode())], more=True)
+        await send({"type": "http.response.body", "body": body})
+    else:
+
+        def render(sink: Sink) -> None:
+            run_download(job, state.store, state.tiles, sink)
+
+        response = await state.renderer.respond(render, job.output.media_type, named)
+        await response(scope, receive, send)
+
+
+def inline(state: AppState, job: DownloadJob) -> bool:
+    """Whether `job` is tiny enough to render on the event loop: an in-memory read and output of at most
+    `INLINE_READ_PIXELS` pixels from a local file (a store over the network never blocks the loop)."""
+    plan = job.spec.plan
+    return (
+        job.output.encode_array is not None
+        and max(plan.box.width * plan.box.height, plan.output.width * plan.output.height) <= INLINE_READ_PIXELS
+        and state.store.open(job.file).local_path is not None
+    )
+
+
+def collector(chunks: list[bytes]) -> Sink:
+    """A sink that appends every chunk to `chunks`."""
+
+    def sink(data: bytes) -> bool:
+        chunks.append(bytes(data))
+        return True
+
+    return sink
