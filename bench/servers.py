@@ -21,7 +21,9 @@ from bench.common import free_port, memory_kib
 
 IIPIMAGE_SCRIPTS = Path(__file__).parent / "iipimage"
 #: tierserve's settings in the benchmarks: JPEG chroma 4:2:0 at every quality (as IIPImage), no access log.
-BENCH_SETTINGS = {"TIERSERVE_JPEG_CHROMA": "420", "TIERSERVE_ACCESS_LOG": "false"}
+BENCH_SETTINGS = {"TIERSERVE_JPEG_CHROMA": "420", "TIERSERVE_ACCESS_LOG": "false", "TIERSERVE_IIIF_JPEG_QUALITY": "75"}
+#: IIPImage's own default tile cache per process (MAX_IMAGE_CACHE_SIZE, MB).
+IIPIMAGE_DEFAULT_CACHE_MB = 10
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -115,14 +117,15 @@ class TierServe:
 
 
 class IIPImage:
-    """IIPImage with `workers` FastCGI processes serving the files of `folder`, tile cache off."""
+    """IIPImage with `workers` FastCGI processes serving the files of `folder`, with a tile cache of
+    `cache_mb` per process (0: off)."""
 
-    def __init__(self, folder: Path, workers: int, max_cvt: int) -> None:
+    def __init__(self, folder: Path, workers: int, max_cvt: int, cache_mb: int = 0) -> None:
         self.env = {
             **os.environ,
             "IIP_DATA_DIR": str(folder),
             "IIP_PROCS": str(workers),
-            "IIP_CACHE_MB": "0",
+            "IIP_CACHE_MB": str(cache_mb),
             "IIP_MAX_CVT": str(max_cvt),
             "IIP_QUALITY": "75",
             "HTTP_PORT": str(free_port()),
