@@ -8,6 +8,7 @@ instead of ``?``) is accepted by splitting the path id.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -215,25 +216,15 @@ def split_image_id(raw: str) -> tuple[int, list[tuple[str, str]]]:
     return int(head), parse_qsl(tail, keep_blank_values=True) if tail else []
 
 
+#: Parameters that are `DownloadOptions` fields of the same name (the layer flags and `view` become `view`).
+_OPTION_FIELDS = frozenset(field.name for field in dataclasses.fields(DownloadOptions)) - {"view"}
+
+
 def parse_options(items: Iterable[tuple[str, str]]) -> DownloadOptions:
     """Download options from (name, raw value) pairs, strictly validated."""
     values = _parse(items, _BY_NAME)
-    return DownloadOptions(
-        downsample=values.get("downsample", 0),
-        quality=values.get("quality", 100),
-        left=values.get("left"),
-        top=values.get("top"),
-        width=values.get("width"),
-        height=values.get("height"),
-        downsample_dimensions=values.get("downsample_dimensions", False),
-        view=_requested_view(values),
-        atlas=values.get("atlas"),
-        range=values.get("range"),
-        contrast=values.get("contrast"),
-        rgb=values.get("rgb"),
-        colormap=values.get("colormap"),
-        format=values.get("format", "jpeg"),
-    )
+    given = {name: value for name, value in values.items() if name in _OPTION_FIELDS}
+    return DownloadOptions(view=_requested_view(values), **given)  # what is not given keeps its default
 
 
 def parse_display_options(items: Iterable[tuple[str, str]]) -> DisplayOptions:
