@@ -94,7 +94,7 @@ class ChunkChannel:
                 item = await self._queue.get()
         except TimeoutError:
             self.close()
-            raise _deadline_error(self.deadline) from None
+            raise _deadline_error() from None
         if item is _END:
             return None
         if isinstance(item, BaseException):
@@ -112,7 +112,7 @@ class ChunkChannel:
         self._closed.set()
 
 
-def _deadline_error(deadline: float) -> Unavailable:
+def _deadline_error() -> Unavailable:
     return Unavailable("the render did not finish within render_deadline; ask for a smaller output", retry_after=5)
 
 
@@ -213,7 +213,7 @@ class Renderer:
             try:
                 render(channel.write)
             except EncodeAborted:
-                channel.finish(_deadline_error(channel.deadline) if channel.timed_out else None)
+                channel.finish(_deadline_error() if channel.timed_out else None)
             except BaseException as exc:  # delivered to the consumer, which re-raises it
                 channel.finish(exc)
             else:
