@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -57,3 +59,15 @@ def write_results(prefix: str, data: object) -> Path:
     out = RESULTS / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(data, indent=2))
     return out
+
+
+def median_cpu_ms(stage: Callable[[int], object], count: int) -> float:
+    """Median CPU ms of this thread over `stage(0)` ... `stage(count - 1)`, after one unmeasured pass."""
+    for i in range(count):
+        stage(i)
+    cpu = []
+    for i in range(count):
+        started = time.thread_time()
+        stage(i)
+        cpu.append(time.thread_time() - started)
+    return statistics.median(cpu) * 1000

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import collection
+from bench.common import median_cpu_ms
 from tierserve.api.params import parse_display_options
 from tierserve.api.state import AppState
 from tierserve.core.encode import Encoding
@@ -45,7 +44,7 @@ def main() -> None:
         }
         print(f"IIIF thumbnails of {image.id}, median CPU ms over {len(jobs)} (one thread):")
         for name, stage in stages.items():
-            print(f"  {name:16} {_median_cpu_ms(stage, len(jobs)):.3f}")
+            print(f"  {name:16} {median_cpu_ms(stage, len(jobs)):.3f}")
     finally:
         state.close()
 
@@ -69,17 +68,6 @@ def _resample(job: DownloadJob) -> Resample:
     if resample is None:
         raise SystemExit("a thumbnail that is a stored level: no area average to time")
     return resample
-
-
-def _median_cpu_ms(stage: Callable[[int], object], count: int) -> float:
-    for i in range(count):
-        stage(i)
-    cpu = []
-    for i in range(count):
-        started = time.thread_time()
-        stage(i)
-        cpu.append(time.thread_time() - started)
-    return statistics.median(cpu) * 1000
 
 
 def _arguments() -> argparse.Namespace:

@@ -13,8 +13,6 @@ the same tile answered 200. Uses the benchmark collection of bench.compare.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import httpx2
 
 from bench import collection, floor, wrk
+from bench.common import median_cpu_ms
 from bench.servers import BENCH_SETTINGS, TierServe
 from bench.workloads import Request, standard_workloads
 from tierserve.core.encode import Encoding, encode_jpeg_array
@@ -69,24 +68,13 @@ def _stages(path: Path, requests: list[Request]) -> dict[str, float]:
     }
     if plans[0].shrink > 1:
         stages["block mean"] = lambda i: block_mean(reads[i], plans[i].shrink)
-    return {name: _median_cpu_ms(stage, len(requests)) for name, stage in stages.items()}
+    return {name: median_cpu_ms(stage, len(requests)) for name, stage in stages.items()}
 
 
 def _plan(request: Request) -> ReadPlan:
     width, height = request.output_size
     window = Window(request.downsample, request.left, request.top, width, height)
     return plan_read(request.image.width, request.image.height, request.image.levels, window)
-
-
-def _median_cpu_ms(stage: Callable[[int], Any], count: int) -> float:
-    for i in range(count):
-        stage(i)
-    cpu = []
-    for i in range(count):
-        started = time.thread_time()
-        stage(i)
-        cpu.append(time.thread_time() - started)
-    return statistics.median(cpu) * 1000
 
 
 def _server_costs(args: argparse.Namespace, tile_path: str) -> dict[str, float]:
