@@ -29,6 +29,7 @@ from tierserve.ingest import gc as garbage
 from tierserve.ingest.distributed import DaskBuilder, DaskUnavailable, dask_client, require_dask
 from tierserve.ingest.manifest import Manifest, load_manifest, manifest_json_schema
 from tierserve.ingest.pipeline import Ingestor, IngestReport
+from tierserve.remote.catalog import Selection
 from tierserve.settings import ENV_PREFIX, Problem, Settings, SettingsError, default_text, load_settings, mask_url
 from tierserve.storage import Store
 
@@ -65,6 +66,32 @@ DatabaseUrl = Annotated[str | None, _option("SQLAlchemy database URL.", "databas
 Host = Annotated[str | None, _option("Bind address.", "host")]
 Port = Annotated[int | None, _option("TCP port.", "port")]
 Workers = Annotated[int | None, _option("Worker processes.", "workers")]
+
+
+#: The public Allen API, the default source of `mirror` and `download`.
+ALLEN_API = "https://api.brain-map.org"
+SourceUrl = Annotated[str, typer.Option("--source", help="Base URL of an Allen-compatible server (any tierserve too).")]
+DataSetIds = Annotated[
+    list[int] | None, typer.Option("--data-set", min=1, help="SectionDataSet id (repeat for several).")
+]
+AtlasIds = Annotated[
+    list[int] | None, typer.Option("--atlas", min=1, help="Atlas id: its plates with their annotations (repeatable).")
+]
+Criteria = Annotated[
+    str | None, typer.Option("--query", help='RMA criteria for SectionDataSets, e.g. "[failed$eqfalse]".')
+]
+Concurrency = Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")]
+Attempts = Annotated[int, typer.Option(min=1, max=20, help="Tries per request (5xx, timeouts, dropped connections).")]
+RequestTimeout = Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for each answer.")]
+
+
+def _selection(data_set: list[int] | None, atlas: list[int] | None, query: str | None) -> Selection:
+    """The selection of `mirror` and `download`; exits 2 when nothing is selected."""
+    selection = Selection(tuple(data_set or ()), tuple(atlas or ()), query)
+    if selection.empty:
+        _error("select something: --data-set ID, --atlas ID or --query CRITERIA")
+        raise typer.Exit(2)
+    return selection
 
 
 def _given(**options: Any) -> dict[str, Any]:
