@@ -119,7 +119,7 @@ def check(url: str, response: httpx2.Response) -> None:
         else:
             body = response.json()
             assert body["success"] is False and isinstance(body["msg"], str), (url, body)
-    elif "/data/" not in url and not url.endswith("healthz"):
+    elif "/data/" not in url and not url.endswith(("/healthz", "/readyz", "/metrics")):
         assert kind in IMAGE_TYPES, (url, kind)
 
 

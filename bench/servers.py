@@ -91,12 +91,20 @@ class Server:
 
 
 class TierServe:
-    """`tierserve serve --workers N` over `data_dir` with the given extra TIERSERVE_* settings."""
+    """`tierserve serve --workers N` over `data_dir` with the given extra TIERSERVE_* settings.
+
+    With ``BENCH_SERVER=granian`` among the settings, the same app runs on granian (its ASGI interface,
+    N workers, uvloop) instead of uvicorn: a lever of the performance issue, measured with bench.ab.
+    """
 
     def __init__(self, data_dir: Path, workers: int, settings: dict[str, str]) -> None:
         self.port = free_port()
         env = {**os.environ, **settings, "TIERSERVE_DATA_DIR": str(data_dir), "TIERSERVE_PORT": str(self.port)}
         command = [sys.executable, "-m", "tierserve", "serve", "--workers", str(workers)]
+        if settings.get("BENCH_SERVER") == "granian":
+            command = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--loop", "uvloop"]
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+            command += ["--no-access-log", "tierserve.api.app:create_app"]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{self.port}"
         _wait_until_up(f"{base}/healthz", self.process)

@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,10 +233,12 @@ def live_server(collection: Collection) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings) -> Iterator[str]:
-    """A real uvicorn server on loopback serving what `settings` name, in a thread; yields its base URL."""
+def running_server(settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> Iterator[str]:
+    """A real uvicorn server on loopback serving what `settings` name (the app inside `wrap`, if given),
+    in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(bounded_config(create_app(settings), settings, port))
+    app = create_app(settings)
+    server = uvicorn.Server(bounded_config(wrap(app) if wrap else app, settings, port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

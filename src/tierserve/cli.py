@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import logging.config
 import math
 import time
 from collections.abc import Collection, Iterator
@@ -29,12 +31,18 @@ from tierserve.ingest import gc as garbage
 from tierserve.ingest.distributed import DaskBuilder, DaskUnavailable, dask_client, require_dask
 from tierserve.ingest.manifest import Manifest, load_manifest, manifest_json_schema
 from tierserve.ingest.pipeline import Ingestor, IngestReport
-from tierserve.remote.catalog import Selection
+from tierserve.layers import LayerKind
+from tierserve.remote.catalog import Selection, SelectionError
+from tierserve.remote.download import FileFormat, FileOptions, UsageError, parse_range, run_download
+from tierserve.remote.progress import transfer_progress
+from tierserve.remote.regions import REGION_SIZE
+from tierserve.remote.source import SourceClient, SourceError
 from tierserve.settings import ENV_PREFIX, Problem, Settings, SettingsError, default_text, load_settings, mask_url
 from tierserve.storage import Store
 
 if TYPE_CHECKING:
     from tierserve.demo.collection import DemoPlan
+    from tierserve.remote.mirror import MirrorReport
 
 app = typer.Typer(
     add_completion=False,
@@ -78,7 +86,7 @@ AtlasIds = Annotated[
     list[int] | None, typer.Option("--atlas", min=1, help="Atlas id: its plates with their annotations (repeatable).")
 ]
 Criteria = Annotated[
-    str | None, typer.Option("--query", help='RMA criteria for SectionDataSets, e.g. "[failed$eqfalse]".')
+    str | None, typer.Option("--query", help=escape('RMA criteria for SectionDataSets, e.g. "[failed$eqfalse]".'))
 ]
 Concurrency = Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")]
 Attempts = Annotated[int, typer.Option(min=1, max=20, help="Tries per request (5xx, timeouts, dropped connections).")]
@@ -229,17 +237,18 @@ def run_ingest(settings: Settings, manifest_path: Path, cluster: Cluster | None 
     console.print(
         f"ingested {len(report.ingested)}, already present {len(report.skipped)}, failed {len(report.failed)}"
     )
-    if report.failed:
-        table = Table("manifest entry", "problem", title="Failed entries")
-        for entry, message in report.failed:
-            table.add_row(escape(entry), escape(message))
-        console.print(table)
-    if report.warnings:
-        table = Table("manifest entry", "warning", title="Ingested with warnings")
-        for entry, message in report.warnings:
-            table.add_row(escape(entry), escape(message))
-        console.print(table)
+    _problem_table("Failed entries", "manifest entry", "problem", report.failed)
+    _problem_table("Ingested with warnings", "manifest entry", "warning", report.warnings)
     return report
+
+
+def _problem_table(title: str, what: str, problem: str, rows: Collection[tuple[str, str]]) -> None:
+    """A table of (name, message) rows, printed only when there are any."""
+    if rows:
+        table = Table(what, problem, title=title)
+        for name, message in rows:
+            table.add_row(escape(name), escape(message))
+        console.print(table)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -263,6 +272,8 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from tierserve.api.http_protocol import BoundedHttpToolsProtocol
+    from tierserve.logs import log_config
+    from tierserve.metrics import multiprocess_folder
 
     database = _open_database(settings, settings.open_store())
     try:
@@ -270,20 +281,25 @@ def _serve(settings: Settings) -> None:
     finally:
         database.dispose()
     settings.export_environment()
-    _line(f"data directory: {settings.data_dir}")
-    _line(summary)
-    _line(f"viewer: http://{settings.host}:{settings.port}/viewer/")
-    uvicorn.run(
-        "tierserve.api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level="info",
-        access_log=settings.access_log,
-        http=BoundedHttpToolsProtocol,
-        timeout_keep_alive=math.ceil(settings.idle_timeout),
-    )
+    logging_config = log_config(settings.log_format)
+    logging.config.dictConfig(logging_config)
+    say = _line if settings.log_format == "text" else logging.getLogger("tierserve.serve").info
+    say(f"data directory: {settings.data_dir}")
+    say(summary)
+    say(f"viewer: http://{settings.host}:{settings.port}/viewer/")
+    with multiprocess_folder(settings.metrics and settings.workers > 1):
+        uvicorn.run(
+            "tierserve.api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=logging_config,
+            log_level="info",
+            access_log=False,  # tierserve's own access log (api.accounting) has the duration, bytes and request id
+            http=BoundedHttpToolsProtocol,
+            timeout_keep_alive=math.ceil(settings.idle_timeout),
+        )
 
 
 def _generate_demo_sources(plan: DemoPlan) -> Path:
@@ -438,6 +454,127 @@ def gc(
             "interrupted multipart uploads are not listed: give the bucket a rule that aborts them (docs/operations.md)"
         )
     if any(not finding.kind.removable for finding in findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def mirror(
+    source: SourceUrl = ALLEN_API,
+    data_set: DataSetIds = None,
+    atlas: AtlasIds = None,
+    query: Criteria = None,
+    concurrency: Concurrency = 4,
+    attempts: Attempts = 6,
+    timeout: RequestTimeout = 60.0,
+    region_size: Annotated[
+        int, typer.Option(min=256, max=16384, help="Edge of a fetched region, full-resolution pixels (x256).")
+    ] = REGION_SIZE,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality of the local 8-bit tiles.")] = 90,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where fetched regions wait for ingest [default: DATA_DIR/mirror].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Copy data sets from an Allen-compatible server into the local collection (resumable; exit 1 if
+    anything could not be fetched)."""
+    from tierserve.remote.mirror import Mirror, MirrorOptions
+
+    if region_size % 256:
+        _error(f"--region-size must be a multiple of 256, got {region_size}")
+        raise typer.Exit(2)
+    selection = _selection(data_set, atlas, query)
+    options = _given(data_dir=data_dir, database_url=database_url)
+    with _settings_errors(options):
+        settings = load_settings(options)
+        store = settings.open_store()
+        database = _open_database(settings, store)
+    _line(f"data directory: {settings.data_dir}; source {source}")
+
+    async def run() -> MirrorReport:
+        async with SourceClient(source, concurrency=concurrency, timeout=timeout, attempts=attempts) as client:
+            with transfer_progress(console, client.stats) as progress:
+                where = work_dir or settings.data_dir / "mirror"
+                mirroring = Mirror(client, database, store, where, progress, MirrorOptions(region_size, quality))
+                report = await mirroring.run(selection)
+                _line(progress.summary())
+                return report
+
+    try:
+        report = asyncio.run(run())
+    except SourceError as exc:
+        _error(exc.message)
+        raise typer.Exit(1) from exc
+    finally:
+        database.dispose()
+    console.print(
+        f"mirrored {len(report.mirrored)}, already present {len(report.present)}, failed {len(report.failed)}"
+    )
+    _problem_table("Failed images", "image", "problem", report.failed)
+    _problem_table("Mirrored with warnings", "image", "warning", report.warnings)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def download(
+    out: Annotated[Path, typer.Option("--out", help="Folder of the files and manifest.json (created if absent).")],
+    source: SourceUrl = ALLEN_API,
+    data_set: DataSetIds = None,
+    atlas: AtlasIds = None,
+    query: Criteria = None,
+    downsample: Annotated[
+        int | None, typer.Option(min=0, max=32, help="Tier: halvings of width and height (the source's default: 0).")
+    ] = None,
+    quality: Annotated[
+        int | None, typer.Option(min=0, max=100, help="JPEG quality (the source's default: 100).")
+    ] = None,
+    view: Annotated[
+        LayerKind, typer.Option(help="Layer; annotation on --atlas plates asks for that atlas's drawing.")
+    ] = LayerKind.PRIMARY,
+    channel_range: Annotated[
+        str | None,
+        typer.Option(
+            "--range",
+            help="Channel window rl,ru,gl,gu,bl,bu (native samples), or 'equalization': each data set's record.",
+        ),
+    ] = None,
+    file_format: Annotated[
+        FileFormat, typer.Option("--format", help="File encoding (png, tiff: tierserve sources only).")
+    ] = FileFormat.JPEG,
+    left: Annotated[int | None, typer.Option(min=0, help="Region's left column, full-resolution pixels.")] = None,
+    top: Annotated[int | None, typer.Option(min=0, help="Region's top row, full-resolution pixels.")] = None,
+    width: Annotated[int | None, typer.Option(min=1, help="Region's width, tier pixels.")] = None,
+    height: Annotated[int | None, typer.Option(min=1, help="Region's height, tier pixels.")] = None,
+    concurrency: Concurrency = 4,
+    attempts: Attempts = 6,
+    timeout: RequestTimeout = 60.0,
+) -> None:
+    """Download the selected images to files {id}.{ext} under --out, with a manifest.json (re-runs skip
+    complete files; exit 1 if an image could not be fetched)."""
+    selection = _selection(data_set, atlas, query)
+    try:
+        ranges = parse_range(channel_range) if channel_range is not None else None
+    except UsageError as exc:
+        _error(exc.message)
+        raise typer.Exit(2) from exc
+    options = FileOptions(downsample, quality, view, ranges, file_format, left, top, width, height)
+    _line(f"source {source}; files in {out}")
+    try:
+        report = asyncio.run(
+            run_download(
+                source, selection, options, out, console, concurrency=concurrency, attempts=attempts, timeout=timeout
+            )
+        )
+    except SelectionError as exc:
+        _error(exc.message)
+        raise typer.Exit(2) from exc
+    except SourceError as exc:
+        _error(exc.message)
+        raise typer.Exit(1) from exc
+    _line(report.summary())
+    _problem_table("Failed images", "file", "problem", [(f.job.file_name, f.error) for f in report.failures])
+    if not report.ok:
         raise typer.Exit(1)
 
 

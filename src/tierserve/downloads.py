@@ -113,7 +113,8 @@ def plan_download(
     if pixels > max_output_pixels:
         raise LimitExceeded(
             f"output of {plan.output.width}x{plan.output.height} = {pixels} pixels exceeds "
-            f"max_output_pixels={max_output_pixels}; ask for a region or a higher downsample"
+            f"max_output_pixels={max_output_pixels}; ask for a region or a higher downsample",
+            "max_output_pixels",
         )
     native = options.format == "tiff" and not options.display.active
     spec = display_spec(layer, record.equalization, plan, options.display, native=native)

@@ -35,25 +35,33 @@ class RegionOutsideImage(InvalidRequest):
 
 
 class LimitExceeded(InvalidRequest):
-    """The request asks for more than a configured limit allows; the message names the limit."""
+    """The request asks for more than a configured limit allows; the message names the limit, `limit` is
+    the setting's name (counted in the metrics)."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class Unavailable(TierserveError):
-    """Temporarily unable to serve: too many renders waiting, or the render deadline passed."""
+    """Temporarily unable to serve: too many renders waiting, or the render deadline passed; `limit` is the
+    name of the setting that refused (counted in the metrics)."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, limit: str) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.limit = limit
 
 
 class StoreUnavailable(Unavailable):
-    """The object store kept failing (throttling, timeouts, dropped connections) after its retries.
+    """The object store kept failing (throttling, timeouts, dropped connections) after its retries
+    (`store_retry_timeout`).
 
     The message names the store (e.g. "object store s3://bucket/prefix did not answer: timed out").
     """
 
     def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message, retry_after)
+        super().__init__(message, retry_after, "store_retry_timeout")
 
 
 class NotFound(TierserveError):

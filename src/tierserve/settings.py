@@ -56,7 +56,19 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port of the HTTP server.")
     workers: int = Field(default=1, ge=1, le=256, description="uvicorn worker processes.")
     access_log: bool = Field(
-        default=True, description="Log every request (uvicorn's access log; off behind a proxy that logs)."
+        default=True,
+        description="Log every request: method, path, status, bytes, milliseconds, request id (off behind a proxy "
+        "that logs).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as uvicorn's text, or one JSON object per line (json)."
+    )
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics at /metrics (false: 404).")
+    readiness_cache_seconds: float = Field(
+        default=5.0, ge=0, description="Seconds a worker reuses its /readyz probes of the database and the store."
+    )
+    readiness_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds a /readyz probe may take before it counts as failed."
     )
     render_threads: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."

@@ -321,7 +321,8 @@ def test_render_limits_are_503_with_retry_after(client: TestClient, monkeypatch:
     state: AppState = client.app.state.tierserve  # type: ignore[attr-defined]
 
     async def busy(*_args: object) -> None:
-        raise Unavailable("all 4 render threads are busy and max_queued_renders=0 requests are already waiting", 1)
+        message = "all 4 render threads are busy and max_queued_renders=0 requests are already waiting"
+        raise Unavailable(message, 1, "max_queued_renders")
 
     monkeypatch.setattr(state.renderer, "respond", busy)
     response = client.get("/iiif/3/2001/full/max/0/default.jpg")  # not a tiny read: a render thread's

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from tests.conftest import Collection
 from tests.s3 import FaultProxy, MotoServer, aws_environment, fault_proxy
@@ -82,6 +83,38 @@ def test_throttling_and_dropped_connections_are_retried(from_bucket: Served) -> 
     response = from_bucket.client.get(url)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/jpeg"
+
+
+def s3_reads() -> tuple[float, float]:
+    """The s3 backend's store reads so far, and their bytes (metrics of this process)."""
+    labels = {"backend": "s3"}
+    count = REGISTRY.get_sample_value("tierserve_store_read_duration_seconds_count", labels)
+    return count or 0.0, REGISTRY.get_sample_value("tierserve_store_read_bytes_total", labels) or 0.0
+
+
+def test_a_region_is_one_store_read_in_the_metrics(from_bucket: Served) -> None:
+    url = "/api/v2/section_image_download/2001?left=512&top=256&width=400&height=300&quality=71"
+    assert from_bucket.client.get(url).status_code == 200  # the tile tables of the file are now kept
+    reads, read_bytes = s3_reads()
+    from_bucket.proxy.reset()
+    assert from_bucket.client.get(url.replace("quality=71", "quality=72")).status_code == 200
+    spans = [request.range.removeprefix("bytes=").split("-") for request in from_bucket.proxy.requests if request.range]
+    fetched = sum(int(last) - int(first) + 1 for first, last in spans)
+    assert s3_reads()[0] == reads + 1  # one round of GETs
+    assert 0 < s3_reads()[1] - read_bytes <= fetched  # the tiles' bytes, of the coalesced ranges
+
+
+def test_a_bucket_that_does_not_answer_is_not_ready(from_bucket: Served) -> None:
+    from_bucket.proxy.drop(1000)
+    try:
+        response = from_bucket.client.get("/readyz")
+    finally:
+        from_bucket.proxy.reset()
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["database"] == "ok"
+    assert body["store"].startswith("object store s3://") and " did not answer: " in body["store"], body
+    assert body["msg"] == f"not ready: store: {body['store']}"
 
 
 def test_the_store_url_defaults_to_the_data_directory(tmp_path: Path) -> None:

@@ -52,6 +52,37 @@ def supersampled_mean(full: npt.NDArray[np.int64], out_w: int, out_h: int) -> Ar
     return np.repeat(rows, out_w, axis=1).reshape(out_h, out_w, w, -1).mean(axis=2)
 
 
+def exact_area_mean(full: npt.NDArray[np.int64], r: Resample) -> Array:
+    """`Resample`'s definition from its float fields' exact values (edges as fractions, sums in float64
+    over the piecewise-constant box): each output pixel the integral over the part of its area inside
+    the box over that part's area; one wholly outside the box takes the nearest pixel."""
+    rows = _clipped_means(np.asarray(full, dtype=np.float64), Fraction(r.top), Fraction(r.height), r.out_height, 0)
+    return _clipped_means(rows, Fraction(r.left), Fraction(r.width), r.out_width, axis=1)
+
+
+def _clipped_means(values: Array, start: Fraction, length: Fraction, count: int, axis: int) -> Array:
+    """Along `axis`, output pixel i the mean over [start + i * length / count, start + (i + 1) * length /
+    count) clipped to the axis: the pixels it covers summed directly, the two it cuts weighted by the part
+    covered (no differences of long prefix sums, which would lose digits over short intervals)."""
+    values = np.moveaxis(values, axis, 0)
+    n = values.shape[0]
+    means = []
+    for i in range(count):
+        low, high = start + i * length / count, start + (i + 1) * length / count
+        a, b = min(max(low, Fraction(0)), Fraction(n)), min(max(high, Fraction(0)), Fraction(n))
+        first, last = math.floor(a), math.floor(b)
+        if b <= a:  # wholly outside: the nearest pixel
+            means.append(values[min(max(math.floor(low), 0), n - 1)])
+        elif first == last:  # inside one pixel
+            means.append(values[first])
+        else:
+            total = float(first + 1 - a) * values[first] + values[first + 1 : last].sum(axis=0)
+            if last < n:
+                total = total + float(b - last) * values[last]
+            means.append(total / float(b - a))
+    return np.moveaxis(np.stack(means), 0, axis)
+
+
 @pytest.fixture(scope="module")
 def pattern() -> npt.NDArray[np.int64]:
     return multiscale_pattern(240, 320, 3, 4095, seed=21)
@@ -67,6 +98,34 @@ def test_area_average_equals_supersampled_means(pattern: npt.NDArray[np.int64], 
     expected = area_mean(pattern, x, y, w, h, out_w, out_h)
     assert out.shape == (out_h, out_w, 3) and out.dtype == np.uint16
     assert np.abs(out - expected).max() <= 0.5 + 1e-6  # rounded once
+
+
+@pytest.mark.parametrize("bands", [1, 3])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_area_average_at_fractional_positions_and_scales_is_the_exact_mean(
+    pattern: npt.NDArray[np.int64], dtype: type[np.unsignedinteger], bands: int, data: st.DataObject
+) -> None:
+    """8- and 16-bit, 1 and 3 bands, against the exact mean at rounding once: areas starting and ending
+    at eighths of a pixel (a level's box holds the region at multiples of 1 / 2**level) up to a pixel past
+    the box (the partial block a level drops), shrinking and enlarging by any ratio."""
+    full = pattern[..., :bands] * int(np.iinfo(dtype).max) // 4095
+    x, y = data.draw(st.integers(0, 8 * 300)), data.draw(st.integers(0, 8 * 220))
+    w, h = data.draw(st.integers(1, 8 * 321 - x)), data.draw(st.integers(1, 8 * 241 - y))
+    r = Resample(x / 8, y / 8, w / 8, h / 8, data.draw(st.integers(1, 120)), data.draw(st.integers(1, 120)))
+    out = resample_array(full.astype(dtype), r)
+    assert out.shape == (r.out_height, r.out_width, bands) and out.dtype == dtype
+    assert np.abs(out - exact_area_mean(full, r)).max() <= 0.5 + 1e-6  # rounded once
+
+
+def test_thumbnails_of_a_level_box_are_the_exact_means() -> None:
+    """What `python -m bench.resample` times: the last level's 500 x 312 box of a 16000 x 10000 image (its
+    region 312.5 rows high) to `!w,h` thumbnail sizes, 8-bit RGB."""
+    full = multiscale_pattern(312, 500, 3, 255, seed=5)
+    for out_w, out_h in [(400, 250), (297, 186), (173, 108), (111, 69), (100, 62)]:
+        r = Resample(0.0, 0.0, 500.0, 312.5, out_w, out_h)
+        assert np.abs(resample_array(full.astype(np.uint8), r) - exact_area_mean(full, r)).max() <= 0.5 + 1e-6
 
 
 def test_whole_blocks_are_the_tiers_block_means(pattern: npt.NDArray[np.int64]) -> None:

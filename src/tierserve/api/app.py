@@ -1,4 +1,5 @@
-"""The composition root: settings -> state -> routers, error table, health check."""
+"""The composition root: settings -> state -> routers, error table, request accounting, and the
+operations routes: liveness (`/healthz`), readiness (`/readyz`) and metrics (`/metrics`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from dataclasses import asdict
 import pyvips
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
-from tierserve import __version__
+from tierserve import __version__, metrics
+from tierserve.api.accounting import RequestAccounting
 from tierserve.api.errors import add_exception_handlers
 from tierserve.api.middleware import HeadAsGet, QueryLengthLimit
 from tierserve.api.routes import data, downloads, iiif_image, iiif_presentation, viewer
@@ -29,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         state.close()
+        metrics.worker_stopped()
 
     app = FastAPI(
         title="tierserve",
@@ -50,6 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         max_age=3600,
     )
+    build_stack = app.build_middleware_stack
+
+    def accounted_stack() -> ASGIApp:
+        """Starlette's stack inside the request accounting, which so sees every final status, the 500
+        of Starlette's error handler included."""
+        return RequestAccounting(build_stack(), settings.metrics, settings.access_log)
+
+    app.build_middleware_stack = accounted_stack  # type: ignore[method-assign]
     app.include_router(data.router)
     app.include_router(iiif_presentation.router)
     viewer.mount(app)
@@ -75,5 +88,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
             "output_cache": {**asdict(cache), "hit_rate": round(cache.hit_rate, 4)},
         }
+
+    @app.get("/readyz", tags=["operations"], operation_id="readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 when the database and the store answer, else 503 naming what failed (probed at
+        most every `readiness_cache_seconds`)."""
+        checks = await state.readiness.checks()
+        failed = [f"{name}: {check.detail}" for name, check in checks.items() if not check.ok]
+        content: dict[str, object] = {"success": not failed, **{name: check.detail for name, check in checks.items()}}
+        if failed:
+            content["msg"] = "not ready: " + "; ".join(failed)
+        return JSONResponse(content, status_code=503 if failed else 200)
+
+    if settings.metrics:
+
+        @app.get("/metrics", tags=["operations"], operation_id="metrics", response_class=Response)
+        def metrics_text() -> Response:
+            """Prometheus metrics of every worker of this server, in the text format."""
+            return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tierserve.errors import InvalidRequest, NotFound, StorageError, TierserveError, Unavailable
+from tierserve.errors import InvalidRequest, LimitExceeded, NotFound, StorageError, TierserveError, Unavailable
+from tierserve.metrics import count_refusal
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ def status_for(exc: TierserveError) -> int:
 
 def error_parts(exc: TierserveError) -> tuple[int, str, dict[str, str]]:
     """Status, message and extra headers (Retry-After for `Unavailable`) of a domain error, logged
-    when it is the server's or the store's fault."""
+    when it is the server's or the store's fault, counted in the metrics when a limit refused it."""
     status = status_for(exc)
+    if isinstance(exc, Unavailable | LimitExceeded):
+        count_refusal(exc.limit)
     if isinstance(exc, Unavailable):
         log.warning("%s", exc.message)
         return status, exc.message, {"Retry-After": str(exc.retry_after)}

@@ -7,7 +7,8 @@ head as they arrive and refuses, with a JSON body and the connection closed:
 - a header line (name, colon, value) longer than `max_header_line` bytes: 431;
 - header fields longer than `max_header_bytes` in all, or a head that keeps arriving beyond the
   request line and header limits together (counted before the parser buffers it): 431.
-Request bodies are not counted.
+Request bodies are not counted. These refusals never reach the app: the metrics count them here
+(`tierserve_refusals`), and the access log does not list them.
 A connection is closed when no complete request head arrives within `idle_timeout` seconds of the
 connection being made or of the previous response (slow heads included; uvicorn's keep-alive timer
 alone stops counting at the first byte).
@@ -26,6 +27,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from tierserve.metrics import count_refusal
 from tierserve.settings import Settings
 
 #: Bytes of path and method the request line may hold besides a query string of `max_query_length`.
@@ -63,12 +65,13 @@ def process_limits() -> HeadLimits:
 
 
 class _Refused(Exception):
-    """Raised in a parser callback to stop parsing a request that breaks a limit."""
+    """Raised in a parser callback to stop parsing a request that breaks the limit (setting) `limit`."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, limit: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.limit = limit
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -103,13 +106,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._unsupported_upgrade_warning()
         except httptools.HttpParserError:
             if self._refusal is not None:
-                self._refuse(self._refusal.status, self._refusal.message)
+                self._refuse(self._refusal.status, self._refusal.message, self._refusal.limit)
             else:
                 self.logger.warning("Invalid HTTP request received.")
                 self.send_400_response("Invalid HTTP request received.")
             return
         if self._head_bytes > self.limits.max_head and not self.transport.is_closing():
-            self._refuse(431, f"the request head exceeds {self.limits.max_head} bytes")
+            self._refuse(431, f"the request head exceeds {self.limits.max_head} bytes", "max_header_bytes")
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -125,15 +128,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
         if len(self.url) > self.limits.max_target:
-            self._stop(414, f"the request target exceeds {self.limits.max_target} bytes")
+            self._stop(414, f"the request target exceeds {self.limits.max_target} bytes", "max_query_length")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         line = len(name) + 2 + len(value)
         if line > self.limits.max_header_line:
-            self._stop(431, f"a request header line exceeds {self.limits.max_header_line} bytes")
+            self._stop(431, f"a request header line exceeds {self.limits.max_header_line} bytes", "max_header_line")
         self._header_bytes += line + 2
         if self._header_bytes > self.limits.max_header_bytes:
-            self._stop(431, f"the request header fields exceed {self.limits.max_header_bytes} bytes")
+            self._stop(
+                431, f"the request header fields exceed {self.limits.max_header_bytes} bytes", "max_header_bytes"
+            )
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -148,13 +153,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # refusals and the idle timer
 
-    def _stop(self, status: int, message: str) -> None:
-        self._refusal = _Refused(status, message)
+    def _stop(self, status: int, message: str, limit: str) -> None:
+        self._refusal = _Refused(status, message, limit)
         raise self._refusal
 
-    def _refuse(self, status: int, message: str) -> None:
-        """Answer `status` with a JSON error body and close the connection."""
+    def _refuse(self, status: int, message: str, limit: str) -> None:
+        """Answer `status` with a JSON error body and close the connection; count the refusal by `limit`."""
         self.logger.warning("refused a request: %s", message)
+        count_refusal(limit)
         body = json.dumps({"success": False, "msg": message}).encode()
         head = b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
         self.transport.write(STATUS_LINE[status] + head + body)

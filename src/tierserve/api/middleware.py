@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tierserve.api.errors import error_body
+from tierserve.metrics import count_refusal
 
 
 class QueryLengthLimit:
@@ -18,6 +19,7 @@ class QueryLengthLimit:
         length = len(scope.get("query_string", b"")) if scope["type"] == "http" else 0
         if length > self.max_length:
             message = f"query string of {length} bytes exceeds max_query_length={self.max_length}"
+            count_refusal("max_query_length")
             await error_body(414, message)(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -4,13 +4,16 @@ A viewer asks for the same tiles again and again: the coarse tiles of a section'
 visitor, the tiles around a position for every pan back. An entity tag names the exact bytes of an
 answer (`downloads.entity_tag`: the planned job, the stored file's recorded version, the tierserve
 version), so an answer found under its tag is the answer. Only the event loop uses the cache (the
-answers rendered there), so it takes no lock. The least recently used answers leave first.
+answers rendered there), so it takes no lock. The least recently used answers leave first. Hits and
+misses are in `/healthz` (this worker's) and in the metrics (every worker's).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+
+from tierserve.metrics import OUTPUT_CACHE_HITS, OUTPUT_CACHE_MISSES
 
 
 @dataclass
@@ -40,9 +43,11 @@ class OutputCache:
         answer = self._answers.get(etag)
         if answer is None:
             self.stats.misses += 1
+            OUTPUT_CACHE_MISSES.inc()
             return None
         self._answers.move_to_end(etag)
         self.stats.hits += 1
+        OUTPUT_CACHE_HITS.inc()
         return answer
 
     def put(self, etag: str, answer: bytes) -> None:

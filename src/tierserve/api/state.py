@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tierserve.api.output_cache import OutputCache
+from tierserve.api.readiness import Readiness
 from tierserve.api.streaming import Renderer
 from tierserve.core.tiles import TileReader
 from tierserve.db.database import Database
@@ -22,20 +23,23 @@ class AppState:
     tiles: TileReader
     renderer: Renderer
     outputs: OutputCache
+    readiness: Readiness
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
         database = Database(settings.resolved_database_url)
+        store = settings.open_store()
         return cls(
             settings=settings,
             database=database,
             images=ImageRecords(database, settings.record_cache_seconds),
-            store=settings.open_store(),
+            store=store,
             tiles=TileReader(settings.decode_threads),
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
             ),
             outputs=OutputCache(settings.output_cache_bytes),
+            readiness=Readiness(database, store, settings.readiness_cache_seconds, settings.readiness_timeout),
         )
 
     def close(self) -> None:

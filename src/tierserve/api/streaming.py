@@ -7,7 +7,9 @@ full-resolution image begins to leave within moments and is never held in memory
 
 `Renderer` bounds the work of one worker process: at most as many renders as render threads run,
 at most `max_queued` wait (each for at most `queue_timeout` seconds) and every render has a deadline;
-beyond these the client gets a 503 with Retry-After that names the limit.
+beyond these the client gets a 503 with Retry-After that names the limit. The renders waiting and
+running are the `tierserve_renders` gauge of the metrics; a deadline passed after the answer started
+(the connection is cut) is counted in `tierserve_refusals` here, the other refusals where they are answered.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from tierserve.api.heap import QUIET_SECONDS, release_free_heap
 from tierserve.core.encode import EncodeAborted, Sink
 from tierserve.errors import Unavailable
+from tierserve.metrics import RENDERS_RUNNING, RENDERS_WAITING, count_refusal
 
 #: Bytes coalesced into one chunk before it is handed to the event loop.
 CHUNK_BYTES = 256 * 1024
@@ -113,7 +116,8 @@ class ChunkChannel:
 
 
 def _deadline_error() -> Unavailable:
-    return Unavailable("the render did not finish within render_deadline; ask for a smaller output", retry_after=5)
+    message = "the render did not finish within render_deadline; ask for a smaller output"
+    return Unavailable(message, retry_after=5, limit="render_deadline")
 
 
 class RenderGate:
@@ -141,23 +145,29 @@ class RenderGate:
                 f"all {self.capacity} render threads are busy and max_queued_renders={self.max_queued} "
                 "requests are already waiting",
                 retry_after=1,
+                limit="max_queued_renders",
             )
         self._waiting += 1
+        RENDERS_WAITING.inc()
         try:
             async with asyncio.timeout(self.timeout):  # no task per call, unlike wait_for
                 await self._slots.acquire()
             self._running += 1
+            RENDERS_RUNNING.inc()
             self.admitted += 1
         except TimeoutError:
             raise Unavailable(
                 f"no render thread became free within queue_timeout={self.timeout:g} s",
                 retry_after=max(1, math.ceil(self.timeout)),
+                limit="queue_timeout",
             ) from None
         finally:
             self._waiting -= 1
+            RENDERS_WAITING.dec()
 
     def release(self) -> None:
         self._running -= 1
+        RENDERS_RUNNING.dec()
         self._slots.release()
 
 
@@ -241,6 +251,9 @@ class Renderer:
                 head.clear()
                 while (rest := await channel.get()) is not None:
                     yield rest
+            except Unavailable as exc:  # the deadline passed mid-stream: the connection is cut short
+                count_refusal(exc.limit)
+                raise
             finally:
                 channel.close()
                 self._release()

@@ -243,12 +243,14 @@ def _fit(width: int, height: int, limits: Limits, upscale: bool) -> tuple[int, i
 def _check_limits(width: int, height: int, limits: Limits) -> None:
     if width > limits.max_width or height > limits.max_height:
         raise LimitExceeded(
-            f"output of {width}x{height} pixels exceeds maxWidth={limits.max_width} or maxHeight={limits.max_height}"
+            f"output of {width}x{height} pixels exceeds maxWidth={limits.max_width} or maxHeight={limits.max_height}",
+            "max_output_pixels",
         )
     if width * height > limits.max_area:
         raise LimitExceeded(
             f"output of {width}x{height} = {width * height} pixels exceeds maxArea={limits.max_area} "
-            "(max_output_pixels); ask for a smaller size or region"
+            "(max_output_pixels); ask for a smaller size or region",
+            "max_output_pixels",
         )
 
 

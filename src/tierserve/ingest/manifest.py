@@ -64,6 +64,7 @@ class ImageEntry(_Strict):
     )
     quality: int | None = Field(default=None, ge=1, le=100, description="JPEG quality of 8-bit tiles.")
     failed: bool = False
+    projection_function: str | None = Field(default=None, max_length=64, description="Allen field, kept as given.")
     layers: list[LayerEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -109,6 +110,9 @@ class SectionDataSetEntry(_Strict):
     red_channel: str | None = None
     green_channel: str | None = None
     blue_channel: str | None = None
+    delegate: bool | None = None
+    qc_date: str | None = Field(default=None, max_length=64)
+    weight: int | None = None
     equalization: EqualizationEntry | None = None
     images: list[ImageEntry] = Field(default_factory=list)
 

@@ -207,6 +207,7 @@ def _row(built: BuiltImage) -> SubImage:
         failed=entry.failed,
         expression=any(layer.kind == LayerKind.EXPRESSION for layer in layers) or None,
         expression_path=next((la.path for la in layers if la.kind == LayerKind.EXPRESSION), None),
+        projection_function=entry.projection_function,
         layers=layers,
     )
 

@@ -25,6 +25,10 @@ _LAYER_TYPES = {
 }
 
 
+class SelectionError(SourceError):
+    """The selection names something the source does not have (an unknown id, a query matching nothing)."""
+
+
 @dataclass(frozen=True)
 class Selection:
     """Section data set ids, atlas ids (their plates), and an RMA criteria string for section data sets."""
@@ -94,7 +98,8 @@ class RemoteDataSet:
 async def resolve(source: SourceClient, selection: Selection) -> list[RemoteDataSet]:
     """The data sets `selection` names at `source`, each with its images in section-number order.
 
-    Raises SourceError when a named id does not exist at the source or the query matches nothing.
+    Raises SelectionError (a SourceError) when a named id does not exist at the source or the query
+    matches nothing, SourceError when the source cannot answer.
     """
     data_sets: list[RemoteDataSet] = []
     if selection.data_sets:
@@ -104,7 +109,7 @@ async def resolve(source: SourceClient, selection: Selection) -> list[RemoteData
     if selection.query:
         rows = await source.query(_section_data_sets(selection.query))
         if not rows:
-            raise SourceError(f"no SectionDataSet at {source.base_url} matches {selection.query!r}")
+            raise SelectionError(f"no SectionDataSet at {source.base_url} matches {selection.query!r}")
         data_sets += [_section_data_set(row) for row in rows]
     if selection.atlases:
         atlases = await source.query(f"model::Atlas,rma::criteria,[id$in{_ids(selection.atlases)}]")
@@ -159,7 +164,7 @@ def _layers(row: Record, atlases: Sequence[Record]) -> list[Layer]:
 def _require(wanted: Iterable[int], rows: Sequence[Record], model: str) -> None:
     missing = sorted(set(wanted) - {int(row["id"]) for row in rows})
     if missing:
-        raise SourceError(f"no {model} with id {', '.join(map(str, missing))} at the source")
+        raise SelectionError(f"no {model} with id {', '.join(map(str, missing))} at the source")
 
 
 def _ids(ids: Iterable[int]) -> str:

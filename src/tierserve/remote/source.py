@@ -41,11 +41,13 @@ T = TypeVar("T")
 
 
 class SourceError(Exception):
-    """A request to the source failed for good; `message` names the URL and the reason."""
+    """A request to the source failed for good; `message` names the URL and the reason, `status` is the
+    HTTP status of a refused request (None when the source could not be reached)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.status = status
 
 
 class QueryFailed(SourceError):
@@ -84,7 +86,8 @@ class SourceClient:
 
     Use as ``async with SourceClient(url) as source:``. `attempts` counts the first try; waits between
     attempts grow from `backoff` seconds (doubling, with jitter, at most 30 s) unless the answer says
-    how long to wait. `transport` replaces the network (tests, proxies).
+    how long to wait. Data-API queries are read `page_rows` records at a time. `transport` replaces
+    the network (proxies).
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class SourceClient:
         timeout: float = 60.0,
         attempts: int = 6,
         backoff: float = 0.5,
+        page_rows: int = PAGE_ROWS,
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         if concurrency < 1 or attempts < 1:
@@ -102,6 +106,7 @@ class SourceClient:
         self.base_url = base_url.rstrip("/")
         self.attempts = attempts
         self.backoff = backoff
+        self.page_rows = page_rows
         self.stats = SourceStats()
         self._slots = asyncio.Semaphore(concurrency)
         self._http = httpx2.AsyncClient(
@@ -128,10 +133,10 @@ class SourceClient:
 
     async def query(self, rma: str) -> list[dict[str, Any]]:
         """Every record of the data-API query `rma` (``model::...``, without ``rma::options``), read in
-        pages of PAGE_ROWS rows; raises QueryFailed when the server says success=false."""
+        pages of `page_rows` rows; raises QueryFailed when the server says success=false."""
         records: list[dict[str, Any]] = []
         while True:
-            page_query = f"{rma},rma::options[num_rows$eq{PAGE_ROWS}][start_row$eq{len(records)}]"
+            page_query = f"{rma},rma::options[num_rows$eq{self.page_rows}][start_row$eq{len(records)}]"
             page = await self._json("api/v2/data/query.json", {"q": page_query})
             if not page.get("success", False):
                 raise QueryFailed(f"query {rma!r} failed at {self.base_url}: {page.get('msg')}")
@@ -180,8 +185,9 @@ class SourceClient:
                             out.write(chunk)
                             size += len(chunk)
                             self.stats.bytes += len(chunk)
-                    if expected is not None and size != int(expected):
-                        raise _Retry(f"body cut short: {size} of {expected} bytes")
+                    # Content-Length counts the bytes on the wire (compressed, if the server compressed)
+                    if expected is not None and response.num_bytes_downloaded != int(expected):
+                        raise _Retry(f"body cut short: {response.num_bytes_downloaded} of {expected} bytes")
                     content_type = response.headers.get("Content-Type", "")
             except BaseException:
                 partial.unlink(missing_ok=True)
@@ -224,7 +230,7 @@ class SourceClient:
         if status in RETRY_STATUSES:
             raise _Retry(f"HTTP {status}", retry_after(response.headers.get("Retry-After")))
         await response.aread()
-        raise SourceError(f"{response.request.url}: HTTP {status}: {_error_text(response)}")
+        raise SourceError(f"{response.request.url}: HTTP {status}: {_error_text(response)}", status)
 
 
 def retry_after(value: str | None) -> float | None:

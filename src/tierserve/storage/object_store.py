@@ -10,7 +10,8 @@ AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, ...); only the s3:// path
 
 Reads fetch all ranges of one call with `obstore.get_ranges`: ranges less than `coalesce` bytes apart
 share one GET and the rest are fetched concurrently (up to 10 at a time), so a call costs one round
-of GETs and no HEAD. Throttling (5xx, e.g. 503 SlowDown), timeouts and dropped connections are
+of GETs and no HEAD; its duration and bytes go to the metrics (`tierserve_store_read_*`, by the URL's
+scheme). Throttling (5xx, e.g. 503 SlowDown), timeouts and dropped connections are
 retried by obstore with exponential backoff, at most `max_retries` times and not after
 `retry_timeout`; then the call raises `StoreUnavailable`. Publishing is one `obstore.put` of the
 scratch file: a single PUT, or (over 5 MiB) a multipart upload completed only after every part
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -35,6 +37,7 @@ import obstore
 from obstore.exceptions import BaseError, PermissionDeniedError, UnauthenticatedError
 
 from tierserve.errors import StorageError, StoreUnavailable, TierserveError
+from tierserve.metrics import STORE_READ_BYTES, STORE_READ_SECONDS
 from tierserve.storage.base import ByteRange, ObjectInfo, Publication, validate_key
 
 if TYPE_CHECKING:
@@ -137,6 +140,9 @@ class ObjectStore:
         self._writer = writer
         self._scratch = scratch
         self._coalesce = coalesce
+        backend = urlsplit(name).scheme
+        self._read_seconds = STORE_READ_SECONDS.labels(backend)
+        self._read_bytes = STORE_READ_BYTES.labels(backend)
 
     @classmethod
     def from_url(
@@ -188,16 +194,21 @@ class ObjectStore:
         wanted = [(offset, length) for offset, length in ranges if length]
         if not wanted:
             return [b"" for _ in ranges]
-        with self._translated_errors():
-            fetched = obstore.get_ranges(
-                self._reader,
-                info.key,
-                starts=[offset for offset, _ in wanted],
-                lengths=[length for _, length in wanted],
-                coalesce=self._coalesce,
-            )
+        started = time.perf_counter()
+        try:
+            with self._translated_errors():
+                fetched = obstore.get_ranges(
+                    self._reader,
+                    info.key,
+                    starts=[offset for offset, _ in wanted],
+                    lengths=[length for _, length in wanted],
+                    coalesce=self._coalesce,
+                )
+        finally:
+            self._read_seconds.observe(time.perf_counter() - started)
         chunks = iter(bytes(chunk) for chunk in fetched)
         result = [next(chunks) if length else b"" for _, length in ranges]
+        self._read_bytes.inc(sum(map(len, result)))
         if any(len(chunk) != length for chunk, (_, length) in zip(result, ranges, strict=True)):
             raise StorageError("stored pyramid is truncated")
         return result
