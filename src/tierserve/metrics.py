@@ -24,7 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 #: The media type of `exposition`'s text.
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-#: From a 0.3 ms tile answered on the event loop to a whole image streamed for the render deadline.
+#: From a tile answered on the event loop (under 1 ms) to a whole image streamed until the render deadline.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
 #: From a local pread of a few tiles (tens of microseconds) to object-store GETs retried for seconds.
 STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)

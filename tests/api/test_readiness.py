@@ -54,7 +54,7 @@ def test_a_database_that_never_answers_times_out_and_the_server_keeps_answering(
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         url = f"postgresql+psycopg://tierserve@127.0.0.1:{silent.getsockname()[1]}/tierserve"
-        settings = collection.settings.model_copy(update={"database_url": url, "readiness_timeout": 1.0})
+        settings = collection.settings.model_copy(update={"database_url": url, "readiness_timeout": 1.5})
         with running_server(settings) as base:
             answers: list[httpx2.Response] = []
             asker = threading.Thread(target=lambda: answers.append(httpx2.get(f"{base}/readyz", timeout=30)))
@@ -62,13 +62,13 @@ def test_a_database_that_never_answers_times_out_and_the_server_keeps_answering(
             asker.start()
             time.sleep(0.2)
             assert httpx2.get(f"{base}/healthz", timeout=30).status_code == 200
-            assert time.monotonic() - started < 0.9  # answered while the probe was still waiting
+            assert asker.is_alive()  # answered while the probe was still waiting
             asker.join(timeout=30)
             waited = time.monotonic() - started
     [response] = answers
     assert response.status_code == 503
-    assert response.json()["database"] == "no answer within 1 s"
-    assert 1.0 <= waited < 5
+    assert response.json()["database"] == "no answer within 1.5 s"
+    assert 1.5 <= waited < 6
 
 
 def test_a_removed_store_is_503_naming_it_once_the_cached_result_expires(

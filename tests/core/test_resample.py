@@ -205,3 +205,11 @@ def test_the_references_agree(pattern: npt.NDArray[np.int64]) -> None:
     np.testing.assert_allclose(tier(pattern, 2), area_mean(pattern, 0, 0, 320, 240, 80, 60))
     part = pattern[10:60, 20:57]
     np.testing.assert_allclose(area_mean(part, 0, 0, 37, 50, 23, 71), supersampled_mean(part, 23, 71))
+
+
+@pytest.mark.parametrize("bands", [1, 3])
+def test_a_one_pixel_image_is_enlarged(bands: int) -> None:
+    """libvips gives a 1 x 1 one-band image as a 0-d array; the strips must still have their shape."""
+    image = (pyvips.Image.black(1, 1, bands=bands) + 77).cast("uchar")
+    out = resample_image(image, Resample(0.0, 0.0, 1.0, 1.0, 1, 2)).numpy()
+    assert out.reshape(-1).tolist() == [77] * 2 * bands

@@ -148,7 +148,7 @@ def resample_image(image: pyvips.Image, r: Resample) -> pyvips.Image:
         if y1 <= y0:
             return np.empty((0, image.width, image.bands), _NUMPY_FORMATS[str(image.format)])
         strip: Array = image.crop(0, y0, image.width, y1 - y0).numpy()
-        return strip.reshape(strip.shape[0], strip.shape[1], image.bands)
+        return strip.reshape(y1 - y0, image.width, image.bands)  # numpy() of a 1x1 one-band image is 0-d
 
     out = resample_rows(rows, image.width, image.height, r, IMAGE_STRIP_SAMPLES)
     return pyvips.Image.new_from_array(out).copy(interpretation=image.interpretation)
