@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from tierserve import __version__
+from tierserve.core.tiers import TILE
 from tierserve.db.database import Database
 from tierserve.db.models import SubImage
 from tierserve.errors import ManifestError
@@ -480,8 +481,8 @@ def mirror(
     anything could not be fetched)."""
     from tierserve.remote.mirror import Mirror, MirrorOptions
 
-    if region_size % 256:
-        _error(f"--region-size must be a multiple of 256, got {region_size}")
+    if region_size % TILE:
+        _error(f"--region-size must be a multiple of the {TILE}-pixel tile, got {region_size}")
         raise typer.Exit(2)
     selection = _selection(data_set, atlas, query)
     options = _given(data_dir=data_dir, database_url=database_url)

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pyvips
 
+from tierserve.core.tiers import TILE
 from tierserve.core.vips_errors import vips_reason
 from tierserve.errors import IngestError
 
 #: Default edge of a fetched region, full-resolution pixels.
 REGION_SIZE = 2048
-#: Regions are whole numbers of stored tiles.
-TILE = 256
 #: Pixels per inch written when the pixel size is unknown (ingest reads 72 dpi as "not stated").
 PLACEHOLDER_DPI = 72.0
 #: Most region files one join opens at once (each holds a file descriptor while libvips reads it).
@@ -51,7 +50,8 @@ class Region:
 def plan_regions(width: int, height: int, size: int = REGION_SIZE) -> list[Region]:
     """The regions covering a `width` x `height` image in row-major order.
 
-    Raises ValueError for an empty image or a `size` that is not a positive multiple of TILE.
+    Raises ValueError for an empty image or a `size` that is not a positive multiple of the stored
+    tile (so regions are whole numbers of tiles).
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"an image of {width}x{height} pixels has no regions")
