@@ -7,12 +7,15 @@ import contextlib
 import functools
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -216,6 +219,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[Any], why: Callable[[], str] = str) -> None:
+    """Wait (at most 60 s) until `base`/healthz answers 200; fail the test, with `why()`, when `process`
+    exits first or time runs out."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx2.get(f"{base}/healthz", timeout=2).raise_for_status()
+            return
+        except httpx2.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail(f"server did not start: {why()}")
+            time.sleep(0.2)
 
 
 def bounded_config(app: ASGIApp, settings: Settings, port: int) -> uvicorn.Config:

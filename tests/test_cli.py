@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,7 +18,7 @@ import pyvips
 from rich.console import Console
 from rich.progress import Progress
 
-from tests.conftest import Collection, free_port
+from tests.conftest import Collection, free_port, wait_until_healthy
 from tests.images import decode_jpeg
 from tierserve.cli import _ProgressObserver
 from tierserve.settings import Settings, mask_url
@@ -71,15 +70,7 @@ def serving(collection: Collection, *args: str) -> Iterator[Served]:
     env["TIERSERVE_DATABASE_URL"] = collection.settings.resolved_database_url
     served = Served(subprocess.Popen([*TIERSERVE, "serve", *args], env=env, stderr=subprocess.PIPE, text=True), port)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2).raise_for_status()
-                break
-            except httpx2.TransportError:
-                if time.monotonic() > deadline or served.process.poll() is not None:
-                    pytest.fail("server did not start")
-                time.sleep(0.2)
+        wait_until_healthy(f"http://127.0.0.1:{port}", served.process)
         yield served
     finally:
         served.process.terminate()

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Collection, free_port, running_server
+from tests.conftest import Collection, free_port, running_server, wait_until_healthy
 from tests.test_cli import TIERSERVE
 from tierserve.api.accounting import route_family
 from tierserve.api.app import create_app
@@ -60,15 +60,7 @@ def serve_process(collection: Collection, folder: Path, *args: str, **variables:
         process = subprocess.Popen([*TIERSERVE, "serve", *args], env=env, stdout=out, stderr=err)
         served = Process(process, f"http://127.0.0.1:{port}", stdout, stderr)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx2.get(f"{served.base}/healthz", timeout=2).raise_for_status()
-                    break
-                except httpx2.TransportError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        pytest.fail(f"server did not start: {stderr.read_text()}")
-                    time.sleep(0.2)
+            wait_until_healthy(served.base, process, stderr.read_text)
             yield served
         finally:
             process.terminate()

@@ -41,7 +41,6 @@ from tierserve.ingest.manifest import (
     SectionDataSetEntry,
 )
 from tierserve.ingest.pipeline import Ingestor
-from tierserve.layers import LayerKind
 from tierserve.remote.catalog import Layer, Record, RemoteDataSet, RemoteImage, Selection, resolve
 from tierserve.remote.progress import TransferProgress
 from tierserve.remote.regions import REGION_SIZE, Region, join_regions, plan_regions
@@ -324,7 +323,6 @@ class Mirror:
         layers = [
             LayerEntry(kind=layer.kind, source=str(folder / f"{layer.name}.tif"), atlas=layer.atlas)
             for layer in job.image.layers
-            if layer.kind is not LayerKind.PRIMARY
         ]
         image = ImageEntry(
             **_fields(record, ImageEntry, exclude={"source", "layers", "quality", "bits_per_component"}),
