@@ -8,6 +8,7 @@ import functools
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -215,6 +216,10 @@ def client(collection: Collection) -> Iterator[TestClient]:
         yield test_client
 
 
+#: The `tierserve` command, run by this interpreter.
+TIERSERVE = [sys.executable, "-m", "tierserve"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -233,6 +238,42 @@ def wait_until_healthy(base: str, process: subprocess.Popen[Any], why: Callable[
             if time.monotonic() > deadline or process.poll() is not None:
                 pytest.fail(f"server did not start: {why()}")
             time.sleep(0.2)
+
+
+@dataclass
+class ServeProcess:
+    """A running `tierserve serve`: its process, base URL, and the files its stdout and stderr go to."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+    stdout: Path
+    stderr: Path
+
+
+@contextlib.contextmanager
+def serve_process(collection: Collection, folder: Path, *args: str, **variables: str) -> Iterator[ServeProcess]:
+    """`tierserve serve ARGS` on a free port with `variables` in its environment and TMPDIR in `folder`
+    (its temporary folders land there); its output goes to files in `folder`. Stopped (SIGTERM) on exit."""
+    port = free_port()
+    (folder / "tmp").mkdir(parents=True)
+    env = {
+        **os.environ,
+        "TIERSERVE_DATA_DIR": str(collection.settings.data_dir),
+        "TIERSERVE_DATABASE_URL": collection.settings.resolved_database_url,
+        "TIERSERVE_PORT": str(port),
+        "TMPDIR": str(folder / "tmp"),
+        **variables,
+    }
+    stdout, stderr = folder / "stdout", folder / "stderr"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen([*TIERSERVE, "serve", *args], env=env, stdout=out, stderr=err)
+        served = ServeProcess(process, f"http://127.0.0.1:{port}", stdout, stderr)
+        try:
+            wait_until_healthy(served.base, process, stderr.read_text)
+            yield served
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def bounded_config(app: ASGIApp, settings: Settings, port: int) -> uvicorn.Config:

@@ -18,12 +18,10 @@ import pyvips
 from rich.console import Console
 from rich.progress import Progress
 
-from tests.conftest import Collection, free_port, wait_until_healthy
+from tests.conftest import TIERSERVE, Collection, free_port, wait_until_healthy
 from tests.images import decode_jpeg
 from tierserve.cli import _ProgressObserver
 from tierserve.settings import Settings, mask_url
-
-TIERSERVE = [sys.executable, "-m", "tierserve"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

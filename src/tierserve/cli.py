@@ -272,6 +272,7 @@ def _collection_summary(database: Database, settings: Settings) -> str:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
+    from tierserve.api import workers
     from tierserve.api.http_protocol import BoundedHttpToolsProtocol
     from tierserve.logs import log_config
     from tierserve.metrics import multiprocess_folder
@@ -288,19 +289,20 @@ def _serve(settings: Settings) -> None:
     say(f"data directory: {settings.data_dir}")
     say(summary)
     say(f"viewer: http://{settings.host}:{settings.port}/viewer/")
+    config = uvicorn.Config(
+        "tierserve.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=logging_config,
+        log_level="info",
+        access_log=False,  # tierserve's own access log (api.accounting) has the duration, bytes and request id
+        http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=math.ceil(settings.idle_timeout),
+    )
     with multiprocess_folder(settings.metrics and settings.workers > 1):
-        uvicorn.run(
-            "tierserve.api.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=logging_config,
-            log_level="info",
-            access_log=False,  # tierserve's own access log (api.accounting) has the duration, bytes and request id
-            http=BoundedHttpToolsProtocol,
-            timeout_keep_alive=math.ceil(settings.idle_timeout),
-        )
+        workers.run(config, reuse_port=settings.reuse_port)
 
 
 def _generate_demo_sources(plan: DemoPlan) -> Path:

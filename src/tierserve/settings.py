@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     readiness_timeout: float = Field(
         default=2.0, gt=0, description="Seconds a /readyz probe may take before it counts as failed."
     )
+    reuse_port: bool = Field(
+        default=True,
+        description="With several workers, a listening socket each (SO_REUSEPORT, Linux): the kernel spreads new "
+        "connections over the workers (false: one shared socket, the first worker to wake takes them).",
+    )
     render_threads: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
     )

@@ -3,13 +3,8 @@ a real `tierserve serve --workers 2`, read back with the Prometheus client's own
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -18,8 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Collection, free_port, running_server, wait_until_healthy
-from tests.test_cli import TIERSERVE
+from tests.conftest import Collection, running_server, serve_process
 from tierserve.api.accounting import route_family
 from tierserve.api.app import create_app
 
@@ -29,42 +23,6 @@ MISSING = "/api/v2/section_image_download/999999"
 QUERY = "/api/v2/data/query.json?q=model::SectionImage,rma::criteria,[id$eq2001]"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@dataclass
-class Process:
-    """A running `tierserve serve`: its process, base URL, and the files its stdout and stderr go to."""
-
-    process: subprocess.Popen[bytes]
-    base: str
-    stdout: Path
-    stderr: Path
-
-
-@contextmanager
-def serve_process(collection: Collection, folder: Path, *args: str, **variables: str) -> Iterator[Process]:
-    """`tierserve serve ARGS` on a free port with `variables` in its environment and TMPDIR in `folder`
-    (its temporary folders land there); its output goes to files in `folder`. Stopped (SIGTERM) on exit."""
-    port = free_port()
-    (folder / "tmp").mkdir(parents=True)
-    env = {
-        **os.environ,
-        "TIERSERVE_DATA_DIR": str(collection.settings.data_dir),
-        "TIERSERVE_DATABASE_URL": collection.settings.resolved_database_url,
-        "TIERSERVE_PORT": str(port),
-        "TMPDIR": str(folder / "tmp"),
-        **variables,
-    }
-    stdout, stderr = folder / "stdout", folder / "stderr"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen([*TIERSERVE, "serve", *args], env=env, stdout=out, stderr=err)
-        served = Process(process, f"http://127.0.0.1:{port}", stdout, stderr)
-        try:
-            wait_until_healthy(served.base, process, stderr.read_text)
-            yield served
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def scrape(base: str) -> Samples:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.api.test_metrics import MISSING, QUERY, TILE, serve_process
-from tests.conftest import Collection
+from tests.api.test_metrics import MISSING, QUERY, TILE
+from tests.conftest import Collection, serve_process
 
 NEW_ID = re.compile(r"[0-9a-f]{32}")
 

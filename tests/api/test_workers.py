@@ -1,0 +1,123 @@
+"""`tierserve serve --workers N`: a listening socket per worker (SO_REUSEPORT), so that a client's
+keep-alive connections spread over the workers; the supervisor replaces a dead worker and its socket.
+Real processes on loopback; sockets seen from outside with psutil."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import TIERSERVE, Collection, ServeProcess, serve_process
+
+#: Enough connections that all of them hashing to one of two workers (p = 2**-31) means no spreading.
+CONNECTIONS = 32
+
+
+def port_of(served: ServeProcess) -> int:
+    return int(served.base.rsplit(":", 1)[1])
+
+
+def workers(served: ServeProcess) -> list[psutil.Process]:
+    """The serving workers: the children that have a TCP socket on the port."""
+    return [
+        child
+        for child in psutil.Process(served.process.pid).children()
+        if any(conn.laddr and conn.laddr.port == port_of(served) for conn in child.net_connections("tcp"))
+    ]
+
+
+def listening(process: psutil.Process, port: int) -> list[int]:
+    """The file descriptors of `process`'s sockets listening on `port`."""
+    return [
+        conn.fd
+        for conn in process.net_connections("tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+    ]
+
+
+def open_connections(port: int, count: int) -> Iterator[socket.socket]:
+    """`count` keep-alive connections, each after one answered request (so a worker has accepted it)."""
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 "), "no answer"
+        yield sock
+
+
+def connections_per_worker(served: ServeProcess) -> Counter[int]:
+    """Established client connections to the port, by worker pid."""
+    return Counter(
+        worker.pid
+        for worker in workers(served)
+        for conn in worker.net_connections("tcp")
+        if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port_of(served)
+    )
+
+
+def test_each_worker_listens_on_its_own_socket_and_connections_spread(collection: Collection, tmp_path: Path) -> None:
+    with serve_process(collection, tmp_path, "--workers", "2") as served, ExitStack() as stack:
+        port = port_of(served)
+        assert listening(psutil.Process(served.process.pid), port) == []  # the parent only holds the address
+        serving = workers(served)
+        assert len(serving) == 2 and all(len(listening(worker, port)) == 1 for worker in serving)
+        for sock in open_connections(port, CONNECTIONS):
+            stack.callback(sock.close)
+        spread = connections_per_worker(served)
+    assert sum(spread.values()) == CONNECTIONS and len(spread) == 2, spread
+
+
+def test_one_shared_socket_when_reuse_port_is_off(collection: Collection, tmp_path: Path) -> None:
+    with serve_process(collection, tmp_path, "--workers", "2", TIERSERVE_REUSE_PORT="false") as served:
+        port = port_of(served)
+        assert len(listening(psutil.Process(served.process.pid), port)) == 1  # inherited by the workers
+        with ExitStack() as stack:
+            for sock in open_connections(port, 4):
+                stack.callback(sock.close)
+
+
+def test_a_killed_worker_is_replaced_with_its_socket(collection: Collection, tmp_path: Path) -> None:
+    with serve_process(collection, tmp_path, "--workers", "2") as served, ExitStack() as stack:
+        port = port_of(served)
+        killed = workers(served)[0]
+        killed.kill()
+        killed.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while not replaced(served, killed.pid):
+            assert time.monotonic() < deadline, "no replacement worker"
+            time.sleep(0.2)
+        for sock in open_connections(port, CONNECTIONS):  # none lands on the dead worker's socket
+            stack.callback(sock.close)
+        spread = connections_per_worker(served)
+    assert killed.pid not in spread and len(spread) == 2, spread
+
+
+def replaced(served: ServeProcess, dead: int) -> bool:
+    """Whether two workers other than `dead` listen on the port."""
+    serving = [worker for worker in workers(served) if worker.pid != dead]
+    return len(serving) == 2 and all(listening(worker, port_of(served)) for worker in serving)
+
+
+def test_an_address_in_use_stops_the_server_with_the_reason(collection: Collection, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "TIERSERVE_DATA_DIR": str(collection.settings.data_dir),
+            "TIERSERVE_DATABASE_URL": collection.settings.resolved_database_url,
+            "TIERSERVE_PORT": str(port),
+        }
+        done = subprocess.run(
+            [*TIERSERVE, "serve", "--workers", "2"], env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 3, done.stderr
+    assert "Address already in use" in done.stderr, done.stderr
