@@ -106,13 +106,14 @@ async def send_image(
     start = [(b"content-type", job.output.media_type.encode()), *encoded(named)]
     if scope["method"] == "HEAD":
         await send_head(send, 200, start)
-    elif inline(state, job):
-        body = state.outputs.get(etag)
-        if body is None:
-            chunks: list[bytes] = []
-            run_download(job, state.store, state.tiles, collector(chunks))
-            body = b"".join(chunks)
-            state.outputs.put(etag, body)
+        return
+    body = state.outputs.get(etag)  # before `inline`: a hit needs no look at the store
+    if body is None and inline(state, job):
+        chunks: list[bytes] = []
+        run_download(job, state.store, state.tiles, collector(chunks))
+        body = b"".join(chunks)
+        state.outputs.put(etag, body)
+    if body is not None:
         await send_head(send, 200, [*start, (b"content-length", str(len(body)).encode())], more=True)
         await send({"type": "http.response.body", "body": body})
     else:

@@ -25,6 +25,8 @@ from tierserve.errors import InvalidRequest, LimitExceeded, RegionOutsideImage
 
 Version = Literal[2, 3]
 RegionKind = Literal["full", "square", "pixels", "percent"]
+#: An exact number: the pixels of a region are ints, its percents Fractions.
+Rational = Fraction | int
 SizeKind = Literal["max", "full", "width", "height", "percent", "exact", "confined"]
 QUALITIES = ("default", "color", "gray", "bitonal")
 FORMATS = ("jpg", "png", "tif", "webp")
@@ -43,7 +45,7 @@ class Region:
     """`kind`; for pixels and percent, `values` = x, y, w, h (pixels, or percent of the image's sides)."""
 
     kind: RegionKind
-    values: tuple[Fraction, Fraction, Fraction, Fraction] | None = None
+    values: tuple[Rational, Rational, Rational, Rational] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ def parse_region(text: str) -> Region:
     found = pixels or percents
     if found is None:
         raise InvalidRequest(f"region must be full, square, x,y,w,h or pct:x,y,w,h; got {_shown(text)}")
-    x, y, w, h = (Fraction(value) for value in found.groups())
+    number = int if pixels else Fraction  # ints: no Fraction work on a tile's region
+    x, y, w, h = (number(value) for value in found.groups())
     if w == 0 or h == 0:
         raise InvalidRequest(f"region {text} has a zero width or height")
     return Region("pixels" if pixels else "percent", (x, y, w, h))
@@ -139,7 +142,7 @@ def parse_rotation(text: str) -> Orientation:
     found = _ROTATION.fullmatch(text)
     if found is None:
         raise InvalidRequest(f"rotation must be n or !n, n degrees from 0 to 360; got {_shown(text)}")
-    degrees = Fraction(found[2])
+    degrees = Fraction(found[2]) if "." in found[2] else int(found[2])
     if degrees > 360:
         raise InvalidRequest(f"rotation must be at most 360 degrees; got {text}")
     if degrees % 90:
@@ -171,8 +174,8 @@ def region_box(region: Region, width: int, height: int) -> Box:
     assert region.values is not None
     x, y, w, h = region.values
     if region.kind == "percent":
-        left, right = _round(x * width / 100), _round((x + w) * width / 100)
-        top, bottom = _round(y * height / 100), _round((y + h) * height / 100)
+        left, right = _round(Fraction(x * width, 100)), _round(Fraction((x + w) * width, 100))
+        top, bottom = _round(Fraction(y * height, 100)), _round(Fraction((y + h) * height, 100))
     else:
         left, right, top, bottom = int(x), int(x + w), int(y), int(y + h)
     box = Box(left, top, right - left, bottom - top).intersect(Box(0, 0, width, height))
@@ -196,10 +199,10 @@ def output_size(version: Version, size: Size, width: int, height: int, limits: L
         out = width, height
     elif size.kind == "width":
         assert size.width is not None
-        out = size.width, _round(Fraction(height * size.width, width))
+        out = size.width, _round_ratio(height * size.width, width)
     elif size.kind == "height":
         assert size.height is not None
-        out = _round(Fraction(width * size.height, height)), size.height
+        out = _round_ratio(width * size.height, height), size.height
     elif size.kind == "percent":
         assert size.percent is not None
         out = _round(width * size.percent / 100), _round(height * size.percent / 100)
@@ -254,9 +257,14 @@ def _check_limits(width: int, height: int, limits: Limits) -> None:
         )
 
 
-def _round(value: Fraction) -> int:
+def _round(value: Rational) -> int:
     """Rounded half up."""
     return math.floor(value + Fraction(1, 2))
+
+
+def _round_ratio(numerator: int, denominator: int) -> int:
+    """`numerator` / `denominator` (> 0) rounded half up, in integers (a tile's size: no Fraction)."""
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 def _region_text(region: Region) -> str:
