@@ -142,22 +142,56 @@ def test_luma_rounds_like_libvips_for_every_rgb_value() -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("shrink", [2, 4, 8, 32])
-def test_block_mean_is_the_mean_rounded_half_to_even(dtype: type[np.unsignedinteger], shrink: int) -> None:
+@pytest.mark.parametrize("bands", [1, 3, 4])
+def test_block_mean_is_the_mean_rounded_half_to_even(dtype: type[np.unsignedinteger], shrink: int, bands: int) -> None:
     """Against a float mean over reshaped blocks; the blocks cover every remainder (ties included)
-    and the extremes, and a partial last row and column of blocks is dropped."""
+    and the extremes, a partial last row and column of blocks is dropped, and the pixels are a view
+    into a wider array as `PyramidFile.read_array` returns them."""
     top = np.iinfo(dtype).max
-    rng = np.random.default_rng(shrink)
-    pixels = rng.integers(0, top, (shrink * 9 + shrink - 1, shrink * 7 + 1, 3), dtype=dtype, endpoint=True)
+    rng = np.random.default_rng(shrink * 10 + bands)
+    height, width = shrink * 9 + shrink - 1, shrink * 7 + 1
+    canvas = rng.integers(0, top, (height + 5, width + 11, bands), dtype=dtype, endpoint=True)
+    pixels = canvas[3 : 3 + height, 7 : 7 + width]
     pixels[:shrink, :shrink] = top
     pixels[shrink : 2 * shrink, :shrink] = 0
-    half_block = np.zeros((shrink, shrink, 3), dtype)
-    half_block.reshape(-1, 3)[: shrink * shrink // 2] = 1  # mean 0.5: rounds to 0
+    half_block = np.zeros((shrink, shrink, bands), dtype)
+    half_block.reshape(-1, bands)[: shrink * shrink // 2] = 1  # mean 0.5: rounds to 0
     pixels[2 * shrink : 3 * shrink, :shrink] = half_block
     pixels[3 * shrink : 4 * shrink, :shrink] = half_block + 2  # mean 2.5: rounds to 2
     pixels[4 * shrink : 5 * shrink, :shrink] = half_block + 1  # mean 1.5: rounds to 2
-    blocks = pixels[: 9 * shrink, : 7 * shrink].astype(np.float64).reshape(9, shrink, 7, shrink, 3)
+    blocks = pixels[: 9 * shrink, : 7 * shrink].astype(np.float64).reshape(9, shrink, 7, shrink, bands)
     expected = np.rint(blocks.mean(axis=(1, 3))).astype(dtype)
     got = array_steps.block_mean(pixels, shrink)
     assert got.dtype == dtype
     assert np.array_equal(got, expected)
     assert got[:5, 0, 0].tolist() == [top, 0, 0, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shrink"), [(np.uint8, 2), (np.uint8, 4), (np.uint8, 8), (np.uint8, 16), (np.uint16, 2), (np.uint16, 4)]
+)
+def test_block_mean_rounding_is_rint_for_every_block_sum(dtype: type[np.unsignedinteger], shrink: int) -> None:
+    """`block_mean`'s integer rounding, in the type `block_mean` sums in, for every sum of a block."""
+    kind = array_steps._sum_type(np.dtype(dtype), shrink)
+    sums = np.arange(int(np.iinfo(dtype).max) * shrink * shrink + 1, dtype=kind)
+    expected = np.rint(sums / (shrink * shrink))
+    got = array_steps._shift_half_to_even(sums.copy(), 2 * (shrink.bit_length() - 1), np.empty_like(sums))
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shrink", [8, 32, 1024])
+def test_block_mean_rounding_is_rint_for_random_and_extreme_sums(dtype: type[np.unsignedinteger], shrink: int) -> None:
+    """As above where every sum is too many: random sums, and sums just below, at and above a whole
+    and a half block, for random quotients and the extreme ones, up to the largest."""
+    area, top = shrink * shrink, int(np.iinfo(dtype).max)
+    rng = np.random.default_rng(shrink)
+    kind = array_steps._sum_type(np.dtype(dtype), shrink)
+    quotients = np.concatenate([rng.integers(0, top, 1000), [0, 1, 2, top - 2, top - 1, top]])
+    offsets = np.array([0, 1, area // 2 - 1, area // 2, area // 2 + 1, area - 1])
+    edges = (quotients[:, None] * area + offsets).ravel()
+    sums = np.concatenate([rng.integers(0, top * area, 1 << 16, endpoint=True), edges])
+    sums = sums[sums <= top * area].astype(kind)
+    expected = np.rint(sums / area)
+    got = array_steps._shift_half_to_even(sums.copy(), 2 * (shrink.bit_length() - 1), np.empty_like(sums))
+    assert np.array_equal(got, expected)

@@ -35,30 +35,49 @@ def area_average(pixels: Array, spec: RenderSpec) -> Array:
 
 def block_mean(pixels: Array, factor: int) -> Array:
     """Means of `factor` x `factor` blocks of unsigned integer pixels (height, width, bands), rounded
-    half to even; a partial last row or column of blocks is dropped. `factor` is a power of two.
+    half to even; a partial last row or column of blocks is dropped. `factor` is a power of two, > 1.
 
-    Sums strided slices in the narrowest unsigned integers that hold them (exact; 2 x factor additions
-    of contiguous-row arrays), then divides by shifting and rounds on the remainder: equal to
-    `rint(sum / factor**2)` without floats. 500 x 312 RGB at factor 2: 0.6-0.7 ms (`python -m bench.stages`).
+    Exact integer sums in `_sum_type`: the `factor` rows of each block first (whole rows at a time,
+    vectorised), then its `factor` columns band by band (one strided pass each, into a contiguous
+    array), then `_shift_half_to_even` with the row sums' buffer as scratch. Few, small temporaries:
+    a freshly mapped page costs more than the arithmetic on it (timings: docs/performance.md,
+    `python -m bench.stages`).
     """
-    height, width = pixels.shape[0] // factor, pixels.shape[1] // factor
+    height, width, bands = pixels.shape[0] // factor, pixels.shape[1] // factor, pixels.shape[2]
     whole = pixels[: height * factor, : width * factor]
-    columns: Array = whole[:, 0::factor].astype(_sum_type(np.iinfo(pixels.dtype).max * factor * factor))
+    rows: Array = whole[0::factor].astype(_sum_type(pixels.dtype, factor))
     for offset in range(1, factor):
-        columns += whole[:, offset::factor]
-    sums: Array = columns[0::factor].copy()
-    for offset in range(1, factor):
-        sums += columns[offset::factor]
-    shift = 2 * (factor.bit_length() - 1)
-    half = 1 << (shift - 1)
-    means: Array = sums >> shift
-    remainders = sums & ((1 << shift) - 1)
-    means += (remainders > half) | ((remainders == half) & (means & 1).astype(bool))
-    return means.astype(pixels.dtype)
+        rows += whole[offset::factor]
+    columns = rows.reshape(height, width, factor * bands)
+    sums = np.empty((height, width, bands), rows.dtype)
+    for band in range(bands):
+        np.add(columns[..., band], columns[..., bands + band], out=sums[..., band])
+        for offset in range(2, factor):
+            sums[..., band] += columns[..., offset * bands + band]
+    scratch = rows.reshape(-1)[: sums.size].reshape(sums.shape)
+    return _shift_half_to_even(sums, 2 * (factor.bit_length() - 1), scratch).astype(pixels.dtype)
 
 
-def _sum_type(largest: int) -> type[np.unsignedinteger[Any]]:
-    """The narrowest unsigned integer type that holds `largest`."""
+def _shift_half_to_even(sums: Array, shift: int, scratch: Array) -> Array:
+    """``rint(sums / 2**shift)`` in place, as ``(sums + half - 1 + (q & 1)) >> shift`` with
+    ``q = sums >> shift`` and ``half = 2**(shift - 1)``; `scratch` (shape and type of `sums`) is
+    overwritten. Exact when ``sums + half`` fits the type.
+
+    With ``sums = q 2**shift + r``: r < half gives q, r > half gives q + 1, r = half gives q + (q & 1),
+    the even one of q and q + 1.
+    """
+    odd = np.right_shift(sums, shift, out=scratch)
+    odd &= 1
+    sums += odd
+    sums += (1 << (shift - 1)) - 1
+    sums >>= shift
+    return sums
+
+
+def _sum_type(dtype: np.dtype[Any], factor: int) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned integer type that holds the sum of a `factor` x `factor` block of `dtype`
+    samples plus half a block (the rounding): up to ``(max + 1) * factor**2 - 1``."""
+    largest = (int(np.iinfo(dtype).max) + 1) * factor * factor - 1
     for kind in (np.uint16, np.uint32):
         if largest <= np.iinfo(kind).max:
             return kind
