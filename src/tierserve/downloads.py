@@ -22,7 +22,7 @@ from tierserve.core.render import Quality, RenderSpec, render
 from tierserve.core.render_array import render_array
 from tierserve.core.resample import Resample
 from tierserve.core.tiers import ReadPlan, plan_read, resolve_window
-from tierserve.core.tiles import TileReader
+from tierserve.core.tiles import JpegDct, TileReader
 from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
 from tierserve.errors import LimitExceeded, StorageError
@@ -172,12 +172,13 @@ def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: 
             job.output.encode(render(pyramid, job.spec), job.encoding, sink)
 
 
-def entity_tag(job: DownloadJob) -> str:
+def entity_tag(job: DownloadJob, jpeg_dct: JpegDct) -> str:
     """A strong HTTP entity tag of the job's output: a hash of everything that decides the bytes (the
-    planned job, which names the stored file with the version ingest recorded, and the tierserve
-    version), computed without reading pixels or asking the store. Equivalent requests (parameter
-    order, defaults spelt out, jpg/jpeg) plan equal jobs, so they share a tag."""
-    planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name)
+    planned job, which names the stored file with the version ingest recorded, the tierserve version
+    and the DCT decoding 8-bit JPEG tiles), computed without reading pixels or asking the store.
+    Equivalent requests (parameter order, defaults spelt out, jpg/jpeg) plan equal jobs, so they share
+    a tag."""
+    planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name, jpeg_dct)
     return '"' + hashlib.blake2b(repr(planned).encode(), digest_size=16).hexdigest() + '"'
 
 

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads decoding the tile rows of a read alone in its worker (1: on the reading thread).",
     )
+    jpeg_dct: Literal["accurate", "fast"] = Field(
+        default="accurate",
+        description="Inverse DCT decoding stored 8-bit JPEG tiles in reads of up to 4 Mpx: accurate = libvips' "
+        "pixels; fast = libjpeg-turbo's fast integer DCT (2-5% less decode CPU, 45 dB PSNR from accurate). Larger "
+        "reads (libvips) and every encode stay accurate.",
+    )
     max_output_pixels: int = Field(
         default=200_000_000,
         ge=1,

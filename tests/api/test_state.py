@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from tests.conftest import Collection
+from tests.images import decode_jpeg, psnr
+from tierserve.api.app import create_app
 from tierserve.api.state import AppState
 from tierserve.settings import Settings
 
@@ -21,3 +25,20 @@ def test_a_worker_decodes_with_the_threads_of_its_settings(tmp_path: Path, monke
             assert state.tiles.decode_threads == expected
         finally:
             state.close()
+
+
+def test_a_worker_decodes_jpeg_tiles_with_the_dct_of_its_settings(
+    collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TIERSERVE_JPEG_DCT=fast: a region read tile by tile has other bytes, close pixels, another ETag."""
+    region = "/api/v2/section_image_download/2001?left=100&top=50&width=600&height=400&quality=100"
+    answers = {}
+    for dct in ("accurate", "fast"):
+        monkeypatch.setenv("TIERSERVE_JPEG_DCT", dct)
+        settings = Settings(data_dir=collection.settings.data_dir, database_url=collection.settings.database_url)
+        with TestClient(create_app(settings)) as client:
+            answers[dct] = client.get(region)
+    accurate, fast = answers["accurate"], answers["fast"]
+    assert accurate.status_code == fast.status_code == 200
+    assert fast.content != accurate.content and fast.headers["etag"] != accurate.headers["etag"]
+    assert psnr(decode_jpeg(fast.content), decode_jpeg(accurate.content)) >= 40

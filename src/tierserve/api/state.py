@@ -34,7 +34,7 @@ class AppState:
             database=database,
             images=ImageRecords(database, settings.record_cache_seconds),
             store=store,
-            tiles=TileReader(settings.decode_threads),
+            tiles=TileReader(settings.decode_threads, jpeg_dct=settings.jpeg_dct),
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
             ),

@@ -2,8 +2,12 @@
 
 For a few tiles, setting up a libvips pipeline over libtiff costs more than the decoding itself
 (docs/performance.md). This path fetches the bytes of every touched tile in one `read_ranges`
-call on the stored file (one round of ranged GETs on an object store), decodes them with
-imagecodecs (libjpeg-turbo, zlib: the libraries libvips uses) and pastes them into a NumPy array.
+call on the stored file (one round of ranged GETs on an object store), decodes them and pastes them
+into a NumPy array. 8-bit YCbCr and grey JPEG tiles are decoded by simplejpeg (libjpeg-turbo, the
+file's JPEG tables spliced in front of each abbreviated tile) with the accurate inverse DCT, the
+pixels libvips decodes, or the fast one (`JpegDct`); every other tile (deflate, as deeper data is
+stored) by tifffile through imagecodecs. Both release the GIL while decoding. Boxes that libvips
+streams (`core.pyramid`) are always decoded with the accurate DCT.
 
 A `TileReader` belongs to one worker process (the app state holds it and closes it). It keeps the
 parsed tile tables of recently read files, keyed by key and version, and the header bytes read while
@@ -23,10 +27,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import simplejpeg
 import tifffile
 
 from tierserve.core.tiers import Box
@@ -38,7 +43,13 @@ INDEX_CACHE_SIZE = 64
 #: Bytes fetched at a time while parsing a TIFF's directories (tifffile reads tags in small pieces).
 HEADER_BLOCK = 64 * 1024
 
-Decoder = Callable[..., tuple[Any, Any, Any]]
+#: libjpeg-turbo's inverse DCT for 8-bit JPEG tiles: "accurate" (JDCT_ISLOW, libvips' choice: the same
+#: pixels) or "fast" (JDCT_IFAST, IIPImage's: 45 dB PSNR from accurate on the benchmark tiles, bench.dct).
+JpegDct = Literal["accurate", "fast"]
+#: Decodes the stored bytes of tile `index` (second argument) to its pixels.
+TileDecoder = Callable[[bytes, int], npt.NDArray[Any]]
+#: simplejpeg's output colour space for 8-bit JPEG tiles by (TIFF photometric, samples per pixel).
+_SIMPLEJPEG_COLORSPACES = {(tifffile.PHOTOMETRIC.YCBCR, 3): "rgb", (tifffile.PHOTOMETRIC.MINISBLACK, 1): "gray"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +64,7 @@ class LevelTiles:
     dtype: np.dtype[Any]
     offsets: npt.NDArray[np.int64]
     byte_counts: npt.NDArray[np.int64]
-    jpeg_tables: bytes | None
-    decode: Decoder
+    decode: TileDecoder
 
     @property
     def columns(self) -> int:
@@ -136,14 +146,15 @@ class BlockReader(io.RawIOBase):
 
 
 class TileIndex:
-    """The tile tables of every level of one pyramid file, and the header blocks read to parse them."""
+    """The tile tables of every level of one pyramid file, their decoders (8-bit JPEG with `jpeg_dct`),
+    and the header blocks read to parse them."""
 
-    def __init__(self, file: StoredFile) -> None:
+    def __init__(self, file: StoredFile, jpeg_dct: JpegDct = "accurate") -> None:
         self.file = file
         reader = BlockReader(file, HEADER_BLOCK)
         try:
             with tifffile.TiffFile(io.BufferedReader(reader)) as tif:
-                self.levels = tuple(_level_tiles(level.pages[0]) for level in tif.series[0].levels)
+                self.levels = tuple(_level_tiles(level.pages[0], jpeg_dct) for level in tif.series[0].levels)
         except StorageError:
             raise
         except (OSError, ValueError, IndexError, struct.error, tifffile.TiffFileError) as exc:
@@ -161,13 +172,20 @@ class TileReader:
 
     `decode_threads` threads decode the tile rows of a read that is alone in the process (1: decode
     on the reading thread only). Parallel rows cut a lone read's latency and cost some CPU in
-    hand-offs (docs/operations.md); under concurrent reads each decodes its own tiles.
+    hand-offs (docs/operations.md); under concurrent reads each decodes its own tiles. `jpeg_dct`
+    is the inverse DCT of 8-bit JPEG tiles.
     """
 
-    def __init__(self, decode_threads: int = os.cpu_count() or 1, cache_size: int = INDEX_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        decode_threads: int = os.cpu_count() or 1,
+        cache_size: int = INDEX_CACHE_SIZE,
+        jpeg_dct: JpegDct = "accurate",
+    ) -> None:
         if decode_threads < 1:
             raise ValueError(f"decode threads must be at least 1, not {decode_threads}")
         self._threads = decode_threads
+        self._dct: JpegDct = jpeg_dct
         self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="tiles") if decode_threads > 1 else None
         self._cache_size = cache_size
         self._indexes: OrderedDict[ObjectInfo, TileIndex] = OrderedDict()
@@ -178,6 +196,10 @@ class TileReader:
     def decode_threads(self) -> int:
         return self._threads
 
+    @property
+    def jpeg_dct(self) -> JpegDct:
+        return self._dct
+
     def index(self, file: StoredFile) -> TileIndex:
         """The tile tables of `file`, parsed on first use and kept per key and version."""
         info = file.info
@@ -186,7 +208,7 @@ class TileReader:
             if index is not None:
                 self._indexes.move_to_end(info)
                 return index
-        index = TileIndex(file)
+        index = TileIndex(file, self._dct)
         with self._lock:
             self._indexes[info] = index
             while len(self._indexes) > self._cache_size:
@@ -247,13 +269,34 @@ class TileReader:
 
 def _decode(tiles: LevelTiles, index: int, data: dict[int, bytes]) -> npt.NDArray[Any]:
     try:
-        pixels, _, _ = tiles.decode(data[index], index, jpegtables=tiles.jpeg_tables)
-    except Exception as exc:  # imagecodecs raises its own error classes per codec
+        return tiles.decode(data[index], index).reshape(tiles.tile_height, tiles.tile_width, tiles.bands)
+    except Exception as exc:  # simplejpeg raises ValueError, imagecodecs its own error classes per codec
         raise StorageError("stored pyramid could not be decoded") from exc
-    return np.asarray(pixels).reshape(tiles.tile_height, tiles.tile_width, tiles.bands)
 
 
-def _level_tiles(page: Any) -> LevelTiles:
+def _tile_decoder(page: Any, jpeg_dct: JpegDct) -> TileDecoder:
+    """simplejpeg for 8-bit contiguous YCbCr or grey JPEG tiles, tifffile's decoder of the page for the rest."""
+    colorspace = _SIMPLEJPEG_COLORSPACES.get((page.photometric, page.samplesperpixel))
+    jpeg = page.compression == tifffile.COMPRESSION.JPEG and page.bitspersample == 8
+    if not jpeg or page.planarconfig != tifffile.PLANARCONFIG.CONTIG or colorspace is None:
+
+        def decode_page(data: bytes, index: int) -> npt.NDArray[Any]:
+            pixels, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
+            return np.asarray(pixels)
+
+        return decode_page
+    tables = page.jpegtables[:-2] if page.jpegtables else b""  # SOI, tables; its EOI dropped
+    fastdct = jpeg_dct == "fast"
+
+    def decode_jpeg(data: bytes, _index: int) -> npt.NDArray[Any]:
+        stream = tables + data[2:] if tables else data  # the tile's own SOI dropped
+        # not strict: damaged entropy data decodes to imagecodecs' pixels, only fatal errors raise
+        return np.asarray(simplejpeg.decode_jpeg(stream, colorspace, fastdct=fastdct, strict=False))
+
+    return decode_jpeg
+
+
+def _level_tiles(page: Any, jpeg_dct: JpegDct) -> LevelTiles:
     if not page.is_tiled:
         raise ValueError("level is not tiled")
     return LevelTiles(
@@ -265,6 +308,5 @@ def _level_tiles(page: Any) -> LevelTiles:
         dtype=page.dtype,
         offsets=np.asarray(page.dataoffsets, dtype=np.int64),
         byte_counts=np.asarray(page.databytecounts, dtype=np.int64),
-        jpeg_tables=page.jpegtables,
-        decode=page.decode,
+        decode=_tile_decoder(page, jpeg_dct),
     )
