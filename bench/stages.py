@@ -6,8 +6,9 @@ In process (one thread, files open, median CPU over `--samples` requests of each
 read of the stored tiles (`PyramidFile.read_array`), its block mean for a tier that is not stored, its JPEG
 encode, and the whole small-read render (`render_array` + encode), beside bench.floor's decode and encode
 of the same requests. In a server (`tierserve serve`, one worker, wrk on 4 connections): CPU per request
-of an answer without pixels (`/healthz`), of a tile answered 304 (If-None-Match with its ETag), and of
-the same tile answered 200. Uses the benchmark collection of bench.compare.
+of an answer without pixels (`/healthz`), of a tile answered 304 (If-None-Match with its ETag) and of
+the same tile answered 200, with the output cache off (rendered every time), then the tile answered
+from the output cache. Uses the benchmark collection of bench.compare.
 """
 
 from __future__ import annotations
@@ -78,18 +79,25 @@ def _plan(request: Request) -> ReadPlan:
 
 
 def _server_costs(args: argparse.Namespace, tile_path: str) -> dict[str, float]:
-    """CPU ms per request of three small answers, each replayed by wrk for `args.seconds`."""
-    tierserve = TierServe(args.data_dir, 1, BENCH_SETTINGS)
+    """CPU ms per request of small answers, each replayed by wrk for `args.seconds`: with the output
+    cache off (every 200 renders), then the same tile answered from the output cache."""
+    uncached = {**BENCH_SETTINGS, "TIERSERVE_OUTPUT_CACHE_BYTES": "0"}
+    costs = _replayed(args, uncached, tile_path, {"/healthz": "", "tile, 304 (ETag matches)": "etag", "tile, 200": ""})
+    return costs | _replayed(args, BENCH_SETTINGS, tile_path, {"tile, 200 from the output cache": ""})
+
+
+def _replayed(
+    args: argparse.Namespace, settings: dict[str, str], tile_path: str, answers: dict[str, str]
+) -> dict[str, float]:
+    """CPU ms per request of each answer (name -> "etag" to send If-None-Match) of a one-worker server."""
+    tierserve = TierServe(args.data_dir, 1, settings)
     server = tierserve.server
     try:
         etag = httpx2.get(server.base_url + tile_path, timeout=30).headers["etag"]
-        answers = {
-            "/healthz": (["/healthz"], None),
-            "tile, 304 (ETag matches)": ([tile_path], {"If-None-Match": etag}),
-            "tile, 200": ([tile_path], None),
-        }
         costs = {}
-        for name, (paths, headers) in answers.items():
+        for name, validator in answers.items():
+            paths = ["/healthz"] if name == "/healthz" else [tile_path]
+            headers = {"If-None-Match": etag} if validator else None
             wrk.run(server.base_url, paths, 4, 2, headers)
             before = server.cpu()
             summary = wrk.run(server.base_url, paths, 4, args.seconds, headers)
