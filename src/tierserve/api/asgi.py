@@ -24,7 +24,7 @@ from tierserve.errors import InvalidRequest
 
 Headers = list[tuple[bytes, bytes]]
 #: Reads (and outputs) of at most this many pixels (about 4 stored tiles) from a local store are rendered
-#: on the event loop: about 1-2 ms of CPU, less than the hop to a render thread and back costs.
+#: on the event loop: cheaper than the hop to a render thread and back (docs/performance.md, the front path).
 INLINE_READ_PIXELS = 512 * 512
 #: An image never changes under its id (re-ingesting an id is skipped), so caches may keep answers a day
 #: and revalidate them with If-None-Match against the ETag.

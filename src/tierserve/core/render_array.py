@@ -1,7 +1,7 @@
 """The render pipeline of `core.render`, step for step, on NumPy arrays: the path of small boxes.
 
-A libvips pipeline costs a fixed ~1 ms of CPU to set up and run (thread pool, regions), more than
-decoding and encoding a 256 x 256 tile. Boxes of up to `SMALL_READ_PIXELS` level pixels are
+A libvips pipeline has a fixed CPU cost to set up and run (thread pool, regions), more than decoding
+and encoding a 256 x 256 tile (docs/performance.md). Boxes of up to `SMALL_READ_PIXELS` level pixels are
 therefore decoded tile by tile into an array (`core.tiles`, `core.pyramid.is_small`), rendered here and JPEG-encoded by
 imagecodecs. Every step reuses the lookup tables of the libvips steps and rounds as they do;
 tests/core/test_render_array.py checks that both pipelines give identical pixels.
