@@ -26,12 +26,15 @@ def port_of(served: ServeProcess) -> int:
 
 
 def workers(served: ServeProcess) -> list[psutil.Process]:
-    """The serving workers: the children that have a TCP socket on the port."""
-    return [
-        child
-        for child in psutil.Process(served.process.pid).children()
-        if any(conn.laddr and conn.laddr.port == port_of(served) for conn in child.net_connections("tcp"))
-    ]
+    """The serving workers: the children that have a TCP socket on the port (one exiting is skipped)."""
+    found = []
+    for child in psutil.Process(served.process.pid).children():
+        try:
+            if any(conn.laddr and conn.laddr.port == port_of(served) for conn in child.net_connections("tcp")):
+                found.append(child)
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            continue
+    return found
 
 
 def listening(process: psutil.Process, port: int) -> list[int]:
@@ -41,6 +44,18 @@ def listening(process: psutil.Process, port: int) -> list[int]:
         for conn in process.net_connections("tcp")
         if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
     ]
+
+
+def listening_workers(served: ServeProcess, count: int = 2, dead: int | None = None) -> list[psutil.Process]:
+    """The `count` workers other than `dead` once each listens on the port (a healthy server may answer
+    from one worker while the other still starts); fails after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        serving = [w for w in workers(served) if w.pid != dead and listening(w, port_of(served))]
+        if len(serving) == count:
+            return serving
+        assert time.monotonic() < deadline, f"{len(serving)} of {count} workers listen"
+        time.sleep(0.2)
 
 
 def open_connections(port: int, count: int) -> Iterator[socket.socket]:
@@ -66,8 +81,7 @@ def test_each_worker_listens_on_its_own_socket_and_connections_spread(collection
     with serve_process(collection, tmp_path, "--workers", "2") as served, ExitStack() as stack:
         port = port_of(served)
         assert listening(psutil.Process(served.process.pid), port) == []  # the parent only holds the address
-        serving = workers(served)
-        assert len(serving) == 2 and all(len(listening(worker, port)) == 1 for worker in serving)
+        assert all(len(listening(worker, port)) == 1 for worker in listening_workers(served))
         for sock in open_connections(port, CONNECTIONS):
             stack.callback(sock.close)
         spread = connections_per_worker(served)
@@ -86,23 +100,14 @@ def test_one_shared_socket_when_reuse_port_is_off(collection: Collection, tmp_pa
 def test_a_killed_worker_is_replaced_with_its_socket(collection: Collection, tmp_path: Path) -> None:
     with serve_process(collection, tmp_path, "--workers", "2") as served, ExitStack() as stack:
         port = port_of(served)
-        killed = workers(served)[0]
+        killed = listening_workers(served)[0]
         killed.kill()
         killed.wait(timeout=10)
-        deadline = time.monotonic() + 30
-        while not replaced(served, killed.pid):
-            assert time.monotonic() < deadline, "no replacement worker"
-            time.sleep(0.2)
+        listening_workers(served, dead=killed.pid)  # the supervisor's replacement, with its own socket
         for sock in open_connections(port, CONNECTIONS):  # none lands on the dead worker's socket
             stack.callback(sock.close)
         spread = connections_per_worker(served)
     assert killed.pid not in spread and len(spread) == 2, spread
-
-
-def replaced(served: ServeProcess, dead: int) -> bool:
-    """Whether two workers other than `dead` listen on the port."""
-    serving = [worker for worker in workers(served) if worker.pid != dead]
-    return len(serving) == 2 and all(listening(worker, port_of(served)) for worker in serving)
 
 
 def test_an_address_in_use_stops_the_server_with_the_reason(collection: Collection, tmp_path: Path) -> None:
