@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -65,13 +66,13 @@ def run(config: uvicorn.Config, reuse_port: bool) -> None:
     """Serve `config` (an app import string when `config.workers` > 1) until SIGINT or SIGTERM.
 
     One worker: in this process. Several: uvicorn's supervisor over one shared socket, or a socket per
-    worker with `reuse_port` (where the platform has SO_REUSEPORT). Exits with uvicorn's startup-failure
-    status when the address cannot be bound.
+    worker with `reuse_port` on Linux (elsewhere SO_REUSEPORT does not balance: the shared socket). Exits
+    with uvicorn's startup-failure status when the address cannot be bound.
     """
     if config.workers <= 1:
         uvicorn.Server(config).run()
         return
-    if not (reuse_port and hasattr(socket, "SO_REUSEPORT")):
+    if not (reuse_port and sys.platform == "linux"):  # BSD and macOS do not spread connections over them
         sock = config.bind_socket()
     else:
         try:
