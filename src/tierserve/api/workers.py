@@ -70,7 +70,10 @@ def run(config: uvicorn.Config, reuse_port: bool) -> None:
     with uvicorn's startup-failure status when the address cannot be bound.
     """
     if config.workers <= 1:
-        uvicorn.Server(config).run()
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:  # the app's startup failed (uvicorn logged why)
+            raise SystemExit(STARTUP_FAILURE)
         return
     if not (reuse_port and sys.platform == "linux"):  # BSD and macOS do not spread connections over them
         sock = config.bind_socket()
