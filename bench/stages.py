@@ -82,25 +82,30 @@ def _server_costs(args: argparse.Namespace, tile_path: str) -> dict[str, float]:
     """CPU ms per request of small answers, each replayed by wrk for `args.seconds`: with the output
     cache off (every 200 renders), then the same tile answered from the output cache."""
     uncached = {**BENCH_SETTINGS, "TIERSERVE_OUTPUT_CACHE_BYTES": "0"}
-    costs = _replayed(args, uncached, tile_path, {"/healthz": "", "tile, 304 (ETag matches)": "etag", "tile, 200": ""})
-    return costs | _replayed(args, BENCH_SETTINGS, tile_path, {"tile, 200 from the output cache": ""})
+    answers = {
+        "/healthz": ("/healthz", False),
+        "tile, 304 (ETag matches)": (tile_path, True),
+        "tile, 200": (tile_path, False),
+    }
+    costs = _replayed(args, uncached, tile_path, answers)
+    return costs | _replayed(args, BENCH_SETTINGS, tile_path, {"tile, 200 from the output cache": (tile_path, False)})
 
 
 def _replayed(
-    args: argparse.Namespace, settings: dict[str, str], tile_path: str, answers: dict[str, str]
+    args: argparse.Namespace, settings: dict[str, str], tile_path: str, answers: dict[str, tuple[str, bool]]
 ) -> dict[str, float]:
-    """CPU ms per request of each answer (name -> "etag" to send If-None-Match) of a one-worker server."""
+    """CPU ms per request of each answer, name -> (path, whether to send If-None-Match with the tile's
+    ETag), from a one-worker server with `settings`."""
     tierserve = TierServe(args.data_dir, 1, settings)
     server = tierserve.server
     try:
         etag = httpx2.get(server.base_url + tile_path, timeout=30).headers["etag"]
         costs = {}
-        for name, validator in answers.items():
-            paths = ["/healthz"] if name == "/healthz" else [tile_path]
-            headers = {"If-None-Match": etag} if validator else None
-            wrk.run(server.base_url, paths, 4, 2, headers)
+        for name, (path, conditional) in answers.items():
+            headers = {"If-None-Match": etag} if conditional else None
+            wrk.run(server.base_url, [path], 4, 2, headers)
             before = server.cpu()
-            summary = wrk.run(server.base_url, paths, 4, args.seconds, headers)
+            summary = wrk.run(server.base_url, [path], 4, args.seconds, headers)
             costs[name] = (server.cpu() - before) * 1000 / summary["requests"]
         return costs
     finally:
