@@ -5,7 +5,8 @@
 In process, one thread, files open: `--samples` random `full/!w,h/0/default.jpg` thumbnails (w, h in
 100-400, as bench.compare's 7-iiif-thumbnails) of the benchmark's 16000 x 10000 image, planned by the
 IIIF Image API code. Prints the median CPU ms of the whole render and encode (`run_download`), of
-the read of the level box alone, and of the area average (`core.resample.resample_array`) alone.
+the read of the level box alone, and of the area average (`core.resample.resample_array`) alone, with
+the compiled kernel where it was built (`core.area_kernel`), with NumPy given `--numpy`.
 Uses the benchmark collection of bench.compare.
 """
 
@@ -20,6 +21,7 @@ from bench import collection
 from bench.common import median_cpu_ms
 from tierserve.api.params import parse_display_options
 from tierserve.api.state import AppState
+from tierserve.core import area_kernel
 from tierserve.core.encode import Encoding
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.resample import Resample, resample_array
@@ -31,6 +33,8 @@ from tierserve.settings import Settings
 
 def main() -> None:
     args = _arguments()
+    if args.numpy:
+        area_kernel._FUNCTIONS.clear()  # as an install without a C compiler
     image = collection.ensure(args.data_dir)["large"]
     state = AppState.from_settings(Settings(data_dir=args.data_dir, decode_threads=1, output_cache_bytes=0))
     try:
@@ -42,7 +46,8 @@ def main() -> None:
             "read level box": lambda i: pyramid.read_array(jobs[i].spec.plan.level, jobs[i].spec.plan.box),
             "area average": lambda i: resample_array(boxes[i], _resample(jobs[i])),
         }
-        print(f"IIIF thumbnails of {image.id}, median CPU ms over {len(jobs)} (one thread):")
+        kernel = "compiled" if area_kernel.available() else "numpy"
+        print(f"IIIF thumbnails of {image.id}, median CPU ms over {len(jobs)} (one thread, {kernel} area average):")
         for name, stage in stages.items():
             print(f"  {name:16} {median_cpu_ms(stage, len(jobs)):.3f}")
     finally:
@@ -74,6 +79,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
     parser.add_argument("--samples", type=int, default=100, help="thumbnails timed")
+    parser.add_argument("--numpy", action="store_true", help="average with NumPy, as where area.c was not built")
     return parser.parse_args()
 
 

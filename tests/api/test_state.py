@@ -11,6 +11,7 @@ from tests.conftest import Collection
 from tests.images import decode_jpeg, psnr
 from tierserve.api.app import create_app
 from tierserve.api.state import AppState
+from tierserve.core import area_kernel
 from tierserve.settings import Settings
 
 
@@ -42,3 +43,11 @@ def test_a_worker_decodes_jpeg_tiles_with_the_dct_of_its_settings(
     assert accurate.status_code == fast.status_code == 200
     assert fast.content != accurate.content and fast.headers["etag"] != accurate.headers["etag"]
     assert psnr(decode_jpeg(fast.content), decode_jpeg(accurate.content)) >= 40
+
+
+def test_the_health_check_names_the_area_average(collection: Collection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Operators see whether the install built the compiled kernel or resamples with NumPy."""
+    with TestClient(create_app(collection.settings)) as client:
+        assert client.get("/healthz").json()["area_average"] == "compiled"
+        monkeypatch.setattr(area_kernel, "_FUNCTIONS", {})
+        assert client.get("/healthz").json()["area_average"] == "numpy"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 
 import numpy as np
@@ -15,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.images import multiscale_pattern, tier
+from tierserve.core import area_kernel
 from tierserve.core.orientation import Orientation, orient_array
 from tierserve.core.render_array import block_mean
-from tierserve.core.resample import Resample, plan_scaled_read, resample_array, resample_image
+from tierserve.core.resample import Resample, plan_scaled_read, resample_array, resample_image, resample_rows
 from tierserve.core.tiers import Box, level_count
 
 Array = npt.NDArray[np.float64]
@@ -83,6 +85,15 @@ def _clipped_means(values: Array, start: Fraction, length: Fraction, count: int,
     return np.moveaxis(np.stack(means), 0, axis)
 
 
+@pytest.fixture(scope="module", autouse=True, params=["compiled", "numpy"])
+def averager(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of this module with the compiled kernel (`core/area.c`), then with NumPy."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "numpy":
+            patch.setattr(area_kernel, "supports", lambda dtype: False)
+        yield request.param
+
+
 @pytest.fixture(scope="module")
 def pattern() -> npt.NDArray[np.int64]:
     return multiscale_pattern(240, 320, 3, 4095, seed=21)
@@ -126,6 +137,26 @@ def test_thumbnails_of_a_level_box_are_the_exact_means() -> None:
     for out_w, out_h in [(400, 250), (297, 186), (173, 108), (111, 69), (100, 62)]:
         r = Resample(0.0, 0.0, 500.0, 312.5, out_w, out_h)
         assert np.abs(resample_array(full.astype(np.uint8), r) - exact_area_mean(full, r)).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("bands", [1, 3])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_strips_of_one_output_row_give_the_whole_box_result(
+    pattern: npt.NDArray[np.int64], dtype: type[np.unsignedinteger], bands: int, data: st.DataObject
+) -> None:
+    """A libvips box is averaged in strips of output rows, each from the box rows it taps (the last taps
+    of a strip reaching past its last row): strips of one row each (a budget of one sample) must give
+    the single strip's result, which is the exact mean."""
+    full = pattern[:90, :110, :bands] * int(np.iinfo(dtype).max) // 4095
+    x, y = data.draw(st.integers(0, 8 * 100)), data.draw(st.integers(0, 8 * 80))
+    w, h = data.draw(st.integers(1, 8 * 111 - x)), data.draw(st.integers(1, 8 * 91 - y))
+    r = Resample(x / 8, y / 8, w / 8, h / 8, data.draw(st.integers(1, 60)), data.draw(st.integers(1, 60)))
+    pixels = full.astype(dtype)
+    whole = resample_array(pixels, r)
+    np.testing.assert_array_equal(resample_rows(lambda y0, y1: pixels[y0:y1], 110, 90, r, 1), whole)
+    assert np.abs(whole - exact_area_mean(full, r)).max() <= 0.5 + 1e-6
 
 
 def test_whole_blocks_are_the_tiers_block_means(pattern: npt.NDArray[np.int64]) -> None:

@@ -20,6 +20,7 @@ from tierserve.api.errors import add_exception_handlers
 from tierserve.api.middleware import HeadAsGet, QueryLengthLimit
 from tierserve.api.routes import data, downloads, iiif_image, iiif_presentation, viewer
 from tierserve.api.state import AppState
+from tierserve.core import area_kernel
 from tierserve.settings import Settings
 
 
@@ -79,13 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["operations"], operation_id="healthz")
     async def healthz() -> dict[str, object]:
-        """Liveness, versions of the native libraries, and this worker's output cache (hits, misses,
-        entries, bytes)."""
+        """Liveness, versions of the native libraries, which area average resamples ("compiled": the C
+        kernel built at install; "numpy" where it was not), and this worker's output cache (hits,
+        misses, entries, bytes)."""
         cache = state.outputs.stats
         return {
             "success": True,
             "version": __version__,
             "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
+            "area_average": "compiled" if area_kernel.available() else "numpy",
             "output_cache": {**asdict(cache), "hit_rate": round(cache.hit_rate, 4)},
         }
 

@@ -18,6 +18,7 @@ pixels below the last stored level and exact block means at the stored scales.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,12 @@ import numpy as np
 import numpy.typing as npt
 import pyvips
 
+from tierserve.core import area_kernel
 from tierserve.core.orientation import Orientation
 from tierserve.core.tiers import Box, ReadPlan, Window, plan_read
 
 Array = npt.NDArray[Any]
-#: Samples an averaging strip holds for a box in memory: box rows gathered once per tap, or output
+#: Samples a NumPy averaging strip holds for a box in memory: box rows gathered once per tap, or output
 #: samples times column taps, whichever is more; about 8 bytes each, up to twice that with the other
 #: temporaries. Small, so that they come from the allocator's free lists rather than fresh pages, whose
 #: faults cost as much as the arithmetic (over bench.resample's thumbnails: none at 2**16, about 200
@@ -106,39 +108,60 @@ def resample_rows(
     as (rows, box_width, bands) unsigned integers; the result has their dtype, rounded half to even.
 
     Separable: each output row is the weighted sum of its tapped box rows (`_axis_weights`), then each
-    output column of its tapped columns, both as `np.einsum` sums of products over the taps (no
-    temporaries per tap). The columns are gathered with one `np.take` of flat sample indices, each band
-    its own column. Sums are float64 for every depth: float32 saves about a fifth of the time for 8-bit
-    samples but is off by about 2**-16, which rounds a mean that close to a half to the wrong side. Works in strips of
-    output rows, so at most about `strip_samples` samples are held at once besides the output.
+    output column of its tapped columns, sums in float64 for every depth (float32 is off by about
+    2**-16, which rounds a mean that close to a half to the wrong side). The compiled kernel
+    (`core.area_kernel`) does both passes when it was built, else NumPy (`_numpy_strips`). Works in
+    strips of output rows, so that at most about `strip_samples` samples are held at once besides the
+    output: the box rows a strip taps, and NumPy's temporaries.
     """
     taps_x, weights_x = _axis_weights(r.left, r.width, r.out_width, box_width)
     taps_y, weights_y = _axis_weights(r.top, r.height, r.out_height, box_height)
     first = rows(0, 0)
     dtype, bands = first.dtype, first.shape[2]
-    row_samples, out_samples = box_width * bands, r.out_width * bands
-    out = np.empty((r.out_height, out_samples), dtype)
-    # (column taps, out_samples): the sample of a box row that each tap of each output sample reads
-    columns = (taps_x.T[:, :, None] * bands + np.arange(bands)).reshape(taps_x.shape[1], out_samples)
-    weights_h = np.repeat(weights_x.T, bands, axis=1)
-    weights_v = weights_y.T
-    held = max(row_samples * taps_y.shape[1], out_samples * taps_x.shape[1])
+    out = np.empty((r.out_height, r.out_width, bands), dtype)
+    if area_kernel.supports(dtype):
+        average: StripAverage = area_kernel.StripKernel(taps_x, weights_x, box_width, bands, dtype)
+        held = box_width * bands * taps_y.shape[1]
+    else:
+        average = _numpy_strips(taps_x, weights_x, bands)
+        held = max(box_width * bands * taps_y.shape[1], r.out_width * bands * taps_x.shape[1])
     step = max(1, strip_samples // held)
     for o0 in range(0, r.out_height, step):
         o1 = min(o0 + step, r.out_height)
         taps = taps_y[o0:o1]
         y0, y1 = int(taps[0, 0]), int(taps[-1, -1]) + 1  # taps ascend along both axes
-        block = rows(y0, y1).reshape(y1 - y0, row_samples)
-        vertical = np.einsum("tnk,tn->nk", block[taps.T - y0], weights_v[:, o0:o1], dtype=np.float64)
+        average(rows(y0, y1), y0, taps, weights_y[o0:o1], out[o0:o1])
+    return out
+
+
+#: Averages one strip: (box rows from y0, y0, the strip's row taps and weights, its output rows).
+StripAverage = Callable[[Array, int, Array, Array, Array], None]
+
+
+def _numpy_strips(taps_x: Array, weights_x: Array, bands: int) -> StripAverage:
+    """`resample_rows`' strips with NumPy: the vertical sums as one `np.einsum` over the taps, the
+    columns gathered with one `np.take` of flat sample indices (each band its own column) and summed
+    with another (no temporaries per tap)."""
+    out_samples = taps_x.shape[0] * bands
+    # (column taps, out_samples): the sample of a box row that each tap of each output sample reads
+    columns = (taps_x.T[:, :, None] * bands + np.arange(bands)).reshape(taps_x.shape[1], out_samples)
+    weights_h = np.repeat(weights_x.T, bands, axis=1)
+
+    def average(block: Array, y0: int, taps: Array, weights: Array, out: Array) -> None:
+        samples = block.reshape(block.shape[0], -1)
+        vertical = np.einsum("tnk,tn->nk", samples[taps.T - y0], weights.T, dtype=np.float64)
         both = np.einsum("nmk,mk->nk", np.take(vertical, columns, axis=1), weights_h)
         # a weighted mean of samples in range stays within half a unit of it: rint casts into range
-        np.rint(both, out=out[o0:o1], casting="unsafe")
-    return out.reshape(r.out_height, r.out_width, bands)
+        np.rint(both, out=out.reshape(len(out), out_samples), casting="unsafe")
+
+    return average
 
 
 def resample_array(pixels: Array, r: Resample) -> Array:
-    """`resample_rows` of an in-memory (height, width, bands) box."""
-    return resample_rows(lambda y0, y1: pixels[y0:y1], pixels.shape[1], pixels.shape[0], r, ARRAY_STRIP_SAMPLES)
+    """`resample_rows` of an in-memory (height, width, bands) box: one strip when the compiled kernel
+    averages (it makes no temporaries), strips of `ARRAY_STRIP_SAMPLES` with NumPy."""
+    strip_samples = sys.maxsize if area_kernel.supports(pixels.dtype) else ARRAY_STRIP_SAMPLES
+    return resample_rows(lambda y0, y1: pixels[y0:y1], pixels.shape[1], pixels.shape[0], r, strip_samples)
 
 
 def resample_image(image: pyvips.Image, r: Resample) -> pyvips.Image:
