@@ -302,7 +302,7 @@ def _serve(settings: Settings) -> None:
         timeout_keep_alive=math.ceil(settings.idle_timeout),
     )
     with multiprocess_folder(settings.metrics and settings.workers > 1):
-        workers.run(config, reuse_port=settings.reuse_port)
+        workers.run(config, reuse_port=settings.reuse_port, rebalance=settings.rebalance_connections)
 
 
 def _generate_demo_sources(plan: DemoPlan) -> Path:

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="With several workers, a listening socket each (SO_REUSEPORT, Linux): the kernel spreads new "
         "connections over the workers (false: one shared socket, the first worker to wake takes them).",
     )
+    rebalance_connections: bool = Field(
+        default=True,
+        description="With a socket per worker: a worker holding more than its share of the open connections "
+        "closes one after a response (connection: close), so that the client's reconnection is hashed again.",
+    )
     render_threads: int = Field(
         default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
     )

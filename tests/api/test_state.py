@@ -48,6 +48,15 @@ def test_a_worker_decodes_jpeg_tiles_with_the_dct_of_its_settings(
 def test_the_health_check_names_the_area_average(collection: Collection, monkeypatch: pytest.MonkeyPatch) -> None:
     """Operators see whether the install built the compiled kernel or resamples with NumPy."""
     with TestClient(create_app(collection.settings)) as client:
-        assert client.get("/healthz").json()["area_average"] == "compiled"
-        monkeypatch.setattr(area_kernel, "_FUNCTIONS", {})
-        assert client.get("/healthz").json()["area_average"] == "numpy"
+        for built, name in ((True, "compiled"), (False, "numpy")):
+            monkeypatch.setattr(area_kernel, "available", lambda built=built: built)
+            assert client.get("/healthz").json()["area_average"] == name
+
+
+def test_a_worker_without_the_compiled_kernel_says_so_at_start(
+    collection: Collection, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(area_kernel, "available", lambda: False)
+    with caplog.at_level("WARNING", logger="tierserve.api.app"), TestClient(create_app(collection.settings)):
+        pass
+    assert "C area average (core/area.c) was not built" in caplog.text

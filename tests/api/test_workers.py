@@ -1,16 +1,18 @@
 """`tierserve serve --workers N`: a listening socket per worker (SO_REUSEPORT), so that a client's
-keep-alive connections spread over the workers; the supervisor replaces a dead worker and its socket.
+keep-alive connections spread over the workers, and a worker over its share of them closes some until
+the split is even; the supervisor replaces a dead worker and its socket.
 Real processes on loopback; sockets seen from outside with psutil."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import psutil
@@ -79,7 +81,11 @@ def connections_per_worker(served: ServeProcess) -> Counter[int]:
 
 
 def test_each_worker_listens_on_its_own_socket_and_connections_spread(collection: Collection, tmp_path: Path) -> None:
-    with serve_process(collection, tmp_path, "--workers", "2") as served, ExitStack() as stack:
+    """The kernel's hash alone (rebalancing off: it would close some of these connections)."""
+    with (
+        serve_process(collection, tmp_path, "--workers", "2", TIERSERVE_REBALANCE_CONNECTIONS="false") as served,
+        ExitStack() as stack,
+    ):
         port = port_of(served)
         assert listening(psutil.Process(served.process.pid), port) == []  # the parent only holds the address
         assert all(len(listening(worker, port)) == 1 for worker in listening_workers(served))
@@ -109,6 +115,81 @@ def test_a_killed_worker_is_replaced_with_its_socket(collection: Collection, tmp
             stack.callback(sock.close)
         spread = connections_per_worker(served)
     assert killed.pid not in spread and len(spread) == 2, spread
+
+
+class KeepAliveClients:
+    """Keep-alive HTTP connections over `sockets` (connected to `port`); http.client reconnects one that
+    the server closed."""
+
+    def __init__(self, port: int, sockets: list[socket.socket]) -> None:
+        self.connections = []
+        for sock in sockets:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.sock = sock
+            self.connections.append(connection)
+
+    def round(self) -> int:
+        """A request on each connection; the number of answers that closed their connection."""
+        closed = 0
+        for connection in self.connections:
+            connection.request("GET", "/healthz")
+            answer = connection.getresponse()
+            assert answer.status == 200 and answer.read()
+            closed += answer.getheader("connection") == "close"
+        return closed
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+
+def connections_to(served: ServeProcess, worker: psutil.Process, count: int) -> list[socket.socket]:
+    """`count` connections that the kernel hashed to `worker` (the others are made and dropped)."""
+    kept: list[socket.socket] = []
+    while len(kept) < count:
+        sock = socket.create_connection(("127.0.0.1", port_of(served)), timeout=10)
+        client_port = sock.getsockname()[1]
+        deadline = time.monotonic() + 10
+        while (owner := _owner(served, client_port)) is None:
+            assert time.monotonic() < deadline, "no worker took the connection"
+            time.sleep(0.01)
+        if owner == worker.pid:
+            kept.append(sock)
+        else:
+            sock.close()
+    return kept
+
+
+def _owner(served: ServeProcess, client_port: int) -> int | None:
+    for worker in workers(served):
+        for conn in worker.net_connections("tcp"):
+            if conn.status == psutil.CONN_ESTABLISHED and conn.raddr and conn.raddr.port == client_port:
+                return worker.pid
+    return None
+
+
+def test_a_worker_over_its_share_closes_connections_until_the_split_is_even(
+    collection: Collection, tmp_path: Path
+) -> None:
+    """8 keep-alive connections all hashed to one of 2 workers: it answers with `connection: close`
+    until the reconnections hash to 4 and 4, then no answer closes its connection."""
+    with serve_process(collection, tmp_path, "--workers", "2") as served:
+        crowded = listening_workers(served)[0]
+        with closing(KeepAliveClients(port_of(served), connections_to(served, crowded, 8))) as clients:
+            assert connections_per_worker(served) == {crowded.pid: 8}
+            closes = [clients.round()]
+            while len(closes) < 200 and (len(closes) < 3 or any(closes[-3:])):  # settled: 3 rounds, no close
+                closes.append(clients.round())
+            spread = connections_per_worker(served)
+    assert sorted(spread.values()) == [4, 4], (spread, closes)
+    assert sum(closes) >= 4 and len(closes) < 200, closes
+
+
+def test_one_worker_never_closes_a_keep_alive_connection(collection: Collection, tmp_path: Path) -> None:
+    with serve_process(collection, tmp_path, "--workers", "1") as served:
+        sockets = [socket.create_connection(("127.0.0.1", port_of(served)), timeout=10) for _ in range(8)]
+        with closing(KeepAliveClients(port_of(served), sockets)) as clients:
+            assert sum(clients.round() for _ in range(20)) == 0
 
 
 @pytest.mark.parametrize("workers_given", ["1", "2"])

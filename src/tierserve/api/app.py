@@ -3,6 +3,7 @@ operations routes: liveness (`/healthz`), readiness (`/readyz`) and metrics (`/m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -23,6 +24,8 @@ from tierserve.api.state import AppState
 from tierserve.core import area_kernel
 from tierserve.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A configured app; settings default to the environment (TIERSERVE_*)."""
@@ -32,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not area_kernel.available():
+            log.warning("the C area average (core/area.c) was not built: NumPy resamples, at about twice the CPU")
         yield
         state.close()
         metrics.worker_stopped()

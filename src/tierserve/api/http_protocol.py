@@ -11,7 +11,9 @@ Request bodies are not counted. These refusals never reach the app: the metrics 
 (`tierserve_refusals`), and the access log does not list them.
 A connection is closed when no complete request head arrives within `idle_timeout` seconds of the
 connection being made or of the previous response (slow heads included; uvicorn's keep-alive timer
-alone stops counting at the first byte).
+alone stops counting at the first byte). In a worker of a socket per worker, connections are counted
+in the workers' shared table and one is closed after its response when the worker holds more than its
+share (`api.balance`).
 
 The limits come from the settings of the worker process (`TIERSERVE_*`, exported by `tierserve serve`).
 """
@@ -27,6 +29,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from tierserve.api import balance
 from tierserve.metrics import count_refusal
 from tierserve.settings import Settings
 
@@ -85,15 +88,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False
         self._refusal: _Refused | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._share = balance.current
+        self._leaving = False
 
     # connection events
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self._share is not None:
+            self._share.opened()
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_idle_timer()
+        if self._share is not None:
+            self._share.closed(self._leaving)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -146,6 +155,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = True
         self._cancel_idle_timer()
         super().on_headers_complete()
+        share, cycle = self._share, self.cycle
+        if share is not None and not self._leaving and not self.pipeline and cycle.keep_alive and share.should_close():
+            cycle.keep_alive = False  # the answer says connection: close, then uvicorn closes the connection
+            self._leaving = True
 
     def on_message_complete(self) -> None:
         self._in_body = False

@@ -3,9 +3,9 @@
  * Output row o of a strip is the weighted sum of box rows taps_y[o][0..ty) with weights_y[o][..]
  * (the vertical pass, into the double row buffer `row` of width * bands samples), then each output
  * pixel m the weighted sum of row pixels taps_x[m][0..tx) with weights_x[m][..], band by band. Sums
- * are in double, as the NumPy path's; the result is rounded half to even. Weights are the overlaps
- * of core.resample._axis_weights: non-negative, summing to 1, so a sum stays within half a unit of
- * the samples' range and needs no clamping.
+ * are in double, in the NumPy path's order; the result is rounded half to even. Weights are the
+ * overlaps of core.resample._axis_weights: non-negative, summing to 1, so a sum stays within half a
+ * unit of the samples' range and needs no clamping.
  *
  * src points at box row y0 (taps are box rows, src row taps_y - y0); row_stride is in samples; the
  * samples of a row are contiguous (pixel after pixel, band after band). dst is out_rows x out_width
@@ -15,8 +15,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* v rounded half to even, for -0.5 < v < 2**51: adding 2**52 leaves the rounded integer in the low
- * bits of the mantissa (the default rounding mode rounds the addition half to even). */
+/* v rounded half to even, for 0 <= v < 2**31: adding 2**52 leaves the rounded integer in the low
+ * bits of the mantissa (the default rounding mode rounds the addition half to even). Sums of
+ * non-negative samples with non-negative weights are never negative. */
 static inline uint32_t half_even(double v)
 {
     const double shifted = v + 0x1p52;
