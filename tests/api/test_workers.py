@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -168,28 +169,42 @@ def _owner(served: ServeProcess, client_port: int) -> int | None:
     return None
 
 
+def settle(served: ServeProcess, crowded: psutil.Process) -> tuple[Counter[int], list[int]]:
+    """8 keep-alive connections all hashed to `crowded`, one request each per round until 3 rounds in
+    a row close none (at most 200): the final split over the workers, and the closes of each round."""
+    with closing(KeepAliveClients(port_of(served), connections_to(served, crowded, 8))) as clients:
+        assert connections_per_worker(served) == {crowded.pid: 8}
+        closes = [clients.round()]
+        while len(closes) < 200 and (len(closes) < 3 or any(closes[-3:])):
+            closes.append(clients.round())
+        return connections_per_worker(served), closes
+
+
 def test_a_worker_over_its_share_closes_connections_until_the_split_is_even(
     collection: Collection, tmp_path: Path
 ) -> None:
     """8 keep-alive connections all hashed to one of 2 workers: it answers with `connection: close`
     until the reconnections hash to 4 and 4, then no answer closes its connection."""
     with serve_process(collection, tmp_path, "--workers", "2") as served:
-        crowded = listening_workers(served)[0]
-        with closing(KeepAliveClients(port_of(served), connections_to(served, crowded, 8))) as clients:
-            assert connections_per_worker(served) == {crowded.pid: 8}
-            closes = [clients.round()]
-            while len(closes) < 200 and (len(closes) < 3 or any(closes[-3:])):  # settled: 3 rounds, no close
-                closes.append(clients.round())
-            spread = connections_per_worker(served)
+        spread, closes = settle(served, listening_workers(served)[0])
     assert sorted(spread.values()) == [4, 4], (spread, closes)
     assert sum(closes) >= 4 and len(closes) < 200, closes
 
 
-def test_one_worker_never_closes_a_keep_alive_connection(collection: Collection, tmp_path: Path) -> None:
-    with serve_process(collection, tmp_path, "--workers", "1") as served:
-        sockets = [socket.create_connection(("127.0.0.1", port_of(served)), timeout=10) for _ in range(8)]
-        with closing(KeepAliveClients(port_of(served), sockets)) as clients:
-            assert sum(clients.round() for _ in range(20)) == 0
+def test_workers_replaced_by_sighup_leave_the_share(collection: Collection, tmp_path: Path) -> None:
+    """SIGHUP replaces the workers one by one (a new one starts before the old one stops): the stopped
+    workers must leave the table, else 2 live workers of 3 counted could never meet a share of
+    ceil(8 / 3) and would close connections forever."""
+    with serve_process(collection, tmp_path, "--workers", "2") as served:
+        old = {worker.pid for worker in listening_workers(served)}
+        served.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while not (new := listening_workers(served)) or {worker.pid for worker in new} & old:
+            assert time.monotonic() < deadline, "the workers were not replaced"
+            time.sleep(0.2)
+        spread, closes = settle(served, new[0])
+    assert sorted(spread.values()) == [4, 4], (spread, closes)
+    assert len(closes) < 200, closes
 
 
 @pytest.mark.parametrize("workers_given", ["1", "2"])

@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from tierserve import __version__, metrics
+from tierserve.api import balance
 from tierserve.api.accounting import RequestAccounting
 from tierserve.api.errors import add_exception_handlers
 from tierserve.api.middleware import HeadAsGet, QueryLengthLimit
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         state.close()
         metrics.worker_stopped()
+        balance.leave()
 
     app = FastAPI(
         title="tierserve",

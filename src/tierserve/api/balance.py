@@ -8,13 +8,15 @@ small images on its event loop, one core. So the workers share a table of their 
 ceil(all open connections / live workers), answers a request with `connection: close` and closes the
 connection after the response (`WorkerShare.should_close`); the client reconnects and the kernel hashes
 the new connection again, so a few reconnections bring the split to even. A worker only marks as many
-connections as it holds above its share, and none while it holds one or none. Load balancers and
-gRPC's "max connection age" rebalance long-lived connections the same way.
+connections as it holds above its share, and none while it holds one or none. A worker that stops
+frees its slot (the app's shutdown); the slots of workers that are gone otherwise (killed, or a pid
+reused) are freed when a worker joins and before a worker closes a connection, so the share stays
+within reach. Load balancers and gRPC's "max connection age" rebalance long-lived connections the
+same way.
 """
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import multiprocessing
 import os
@@ -32,58 +34,90 @@ class ConnectionTable:
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        # uvicorn spawns its workers: the table and its lock (for claims) must come from that context
+        # uvicorn spawns its workers: the table and its lock (for changes of owner) must come from that context
         self._table: Any = multiprocessing.get_context("spawn").Array(ctypes.c_long, 2 * slots)
 
     def join(self) -> WorkerShare | None:
-        """Claim a slot for this process: a free one or one of a worker that is gone (uvicorn replaced
-        it); None when every slot belongs to a live worker (more workers than slots: no rebalancing)."""
+        """Claim a free slot for this process, after freeing those of workers that are gone (killed, or
+        stopped without freeing theirs); None when every slot belongs to a live worker (more workers than
+        slots: this one neither counts nor rebalances)."""
         with self._table.get_lock():
             values = self._table.get_obj()
+            _free_gone(values)
             for slot in range(self.slots):
-                pid = values[2 * slot]
-                if pid == 0 or not _alive(pid):
+                if values[2 * slot] == 0:
                     values[2 * slot], values[2 * slot + 1] = os.getpid(), 0
-                    share = WorkerShare(values, slot)
-                    atexit.register(share.leave)  # a worker stopped by SIGTTOU frees its slot
-                    return share
+                    return WorkerShare(self._table, slot)
         return None
 
 
 @dataclass
 class WorkerShare:
-    """This worker's slot of a `ConnectionTable` (`values`: the shared pairs, read without the lock;
-    only this process writes its own slot)."""
+    """This worker's slot of a `ConnectionTable` (`table`: the shared array with its lock). Only this
+    process writes its own slot, so counting takes no lock; reads of the others' may be torn, which
+    only delays a decision."""
 
-    values: Any
+    table: Any
     slot: int
     leaving: int = field(default=0)
 
+    @property
+    def _values(self) -> Any:
+        return self.table.get_obj()
+
     def leave(self) -> None:
-        self.values[2 * self.slot], self.values[2 * self.slot + 1] = 0, 0
+        """Free the slot (a worker that stops; the app's shutdown calls it)."""
+        with self.table.get_lock():
+            self._values[2 * self.slot], self._values[2 * self.slot + 1] = 0, 0
 
     def opened(self) -> None:
-        self.values[2 * self.slot + 1] += 1
+        self._values[2 * self.slot + 1] += 1
 
     def closed(self, marked: bool) -> None:
         """A connection ended; `marked` when this worker had asked it to close."""
-        self.values[2 * self.slot + 1] -= 1
+        self._values[2 * self.slot + 1] -= 1
         if marked:
             self.leaving -= 1
 
+    def unmark(self) -> None:
+        """A marked connection stays open after all (a pipelined request arrived behind it)."""
+        self.leaving -= 1
+
     def should_close(self) -> bool:
         """Whether to close the connection of the request just received after its response: this worker
-        holds more connections than its share, not counting those already marked. Counts the mark."""
-        mine = self.values[2 * self.slot + 1] - self.leaving
-        if mine <= 1:
+        holds more connections than its share, not counting those already marked. Counts the mark.
+        Before closing one, frees the slots of workers that are gone (whose counts would otherwise
+        keep the share out of reach) and decides again."""
+        values = self._values
+        mine = values[2 * self.slot + 1] - self.leaving
+        if mine <= 1 or mine <= _share(values[:]):
             return False
-        pairs = self.values[:]
-        workers = sum(1 for pid in pairs[0::2] if pid)
-        share = -(-sum(pairs[1::2]) // workers)
-        if mine <= share:
-            return False
+        with self.table.get_lock():
+            _free_gone(values)
+            if mine <= _share(values[:]):
+                return False
         self.leaving += 1
         return True
+
+
+def leave() -> None:
+    """Free this process's slot, if it has one."""
+    if current is not None:
+        current.leave()
+
+
+def _share(pairs: list[int]) -> int:
+    """ceil(open connections / workers) of a table's (pid, connections) pairs."""
+    workers = sum(1 for pid in pairs[0::2] if pid)
+    return -(-sum(pairs[1::2]) // max(1, workers))
+
+
+def _free_gone(values: Any) -> None:
+    """Zero the slots of workers that are no longer alive (under the table's lock)."""
+    for slot in range(len(values) // 2):
+        pid = values[2 * slot]
+        if pid and not _alive(pid):
+            values[2 * slot], values[2 * slot + 1] = 0, 0
 
 
 def _alive(pid: int) -> bool:

@@ -154,15 +154,31 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._in_body = True
         self._cancel_idle_timer()
+        previous = self.cycle
         super().on_headers_complete()
-        share, cycle = self._share, self.cycle
-        if share is not None and not self._leaving and not self.pipeline and cycle.keep_alive and share.should_close():
-            cycle.keep_alive = False  # the answer says connection: close, then uvicorn closes the connection
-            self._leaving = True
+        if self._share is not None and self.cycle is not previous and self.cycle is not None:  # a new request
+            self._rebalance(previous, self.cycle)
 
     def on_message_complete(self) -> None:
         self._in_body = False
         super().on_message_complete()
+
+    # rebalancing (api.balance)
+
+    def _rebalance(self, previous: Any, cycle: Any) -> None:
+        """Mark the connection of new request `cycle` to close after its response when this worker holds
+        more than its share; a request pipelined behind a marked one whose answer has not started
+        unmarks it (closing would drop this request)."""
+        assert self._share is not None
+        if self.pipeline:
+            if self._leaving and previous is not None and not previous.response_started:
+                previous.keep_alive = True
+                self._leaving = False
+                self._share.unmark()
+            return
+        if not self._leaving and cycle.keep_alive and self._share.should_close():
+            cycle.keep_alive = False  # the answer says connection: close, then uvicorn closes the connection
+            self._leaving = True
 
     # refusals and the idle timer
 
