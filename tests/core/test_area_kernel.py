@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.core.resamples import eighths
 from tests.images import multiscale_pattern
 from tierserve.core import area_kernel
 from tierserve.core.resample import Resample, _axis_weights, resample_array
@@ -36,9 +37,7 @@ def test_the_kernel_and_numpy_give_the_same_pixels(
     """The same float64 sums in the same order: the same samples, not merely within the tolerance (on
     x86-64, where neither fuses multiply-adds; NumPy does on ARM, which may move a tie's rounding)."""
     full = (pattern * int(np.iinfo(dtype).max) // 4095).astype(dtype)
-    x, y = data.draw(st.integers(0, 8 * 300)), data.draw(st.integers(0, 8 * 220))
-    w, h = data.draw(st.integers(1, 8 * 321 - x)), data.draw(st.integers(1, 8 * 241 - y))
-    r = Resample(x / 8, y / 8, w / 8, h / 8, data.draw(st.integers(1, 120)), data.draw(st.integers(1, 120)))
+    r = data.draw(eighths(320, 240, 120))
     compiled = resample_array(full, r)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(area_kernel, "supports", lambda dtype: False)

@@ -15,6 +15,7 @@ import pyvips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.core.resamples import eighths
 from tests.images import multiscale_pattern, tier
 from tierserve.core import area_kernel
 from tierserve.core.orientation import Orientation, orient_array
@@ -122,9 +123,7 @@ def test_area_average_at_fractional_positions_and_scales_is_the_exact_mean(
     at eighths of a pixel (a level's box holds the region at multiples of 1 / 2**level) up to a pixel past
     the box (the partial block a level drops), shrinking and enlarging by any ratio."""
     full = pattern[..., :bands] * int(np.iinfo(dtype).max) // 4095
-    x, y = data.draw(st.integers(0, 8 * 300)), data.draw(st.integers(0, 8 * 220))
-    w, h = data.draw(st.integers(1, 8 * 321 - x)), data.draw(st.integers(1, 8 * 241 - y))
-    r = Resample(x / 8, y / 8, w / 8, h / 8, data.draw(st.integers(1, 120)), data.draw(st.integers(1, 120)))
+    r = data.draw(eighths(320, 240, 120))
     out = resample_array(full.astype(dtype), r)
     assert out.shape == (r.out_height, r.out_width, bands) and out.dtype == dtype
     assert np.abs(out - exact_area_mean(full, r)).max() <= 0.5 + 1e-6  # rounded once
@@ -150,9 +149,7 @@ def test_strips_of_one_output_row_give_the_whole_box_result(
     of a strip reaching past its last row): strips of one row each (a budget of one sample) must give
     the single strip's result, which is the exact mean."""
     full = pattern[:90, :110, :bands] * int(np.iinfo(dtype).max) // 4095
-    x, y = data.draw(st.integers(0, 8 * 100)), data.draw(st.integers(0, 8 * 80))
-    w, h = data.draw(st.integers(1, 8 * 111 - x)), data.draw(st.integers(1, 8 * 91 - y))
-    r = Resample(x / 8, y / 8, w / 8, h / 8, data.draw(st.integers(1, 60)), data.draw(st.integers(1, 60)))
+    r = data.draw(eighths(110, 90, 60))
     pixels = full.astype(dtype)
     whole = resample_array(pixels, r)
     np.testing.assert_array_equal(resample_rows(lambda y0, y1: pixels[y0:y1], 110, 90, r, 1), whole)
