@@ -48,6 +48,9 @@ def test_a_worker_at_or_under_its_share_or_with_one_connection_keeps_them() -> N
     assert not share_of(ConnectionTable(4), {os.getpid(): 4, other: 4}).should_close()
     assert not share_of(ConnectionTable(4), {os.getpid(): 3, other: 5}).should_close()
     assert not share_of(ConnectionTable(4), {os.getpid(): 1, other: 0}).should_close()
+    share = share_of(ConnectionTable(4), {os.getpid(): 4, other: 4})
+    share.table.get_obj()[6:8] = [0, -5]  # a free slot keeps no connections, whatever its count says
+    assert not share.should_close()
 
 
 def test_workers_that_are_gone_do_not_count() -> None:

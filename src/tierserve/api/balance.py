@@ -107,9 +107,10 @@ def leave() -> None:
 
 
 def _share(pairs: list[int]) -> int:
-    """ceil(open connections / workers) of a table's (pid, connections) pairs."""
-    workers = sum(1 for pid in pairs[0::2] if pid)
-    return -(-sum(pairs[1::2]) // max(1, workers))
+    """ceil(open connections / workers) of a table's (pid, connections) pairs; free slots (pid 0) do
+    not count, whatever count they were left with."""
+    counts = [count for pid, count in zip(pairs[0::2], pairs[1::2], strict=True) if pid]
+    return -(-sum(counts) // max(1, len(counts)))
 
 
 def _free_gone(values: Any) -> None:
