@@ -133,3 +133,14 @@ def test_mask_url_hides_passwords_also_in_urls_that_do_not_parse() -> None:
     assert mask_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
     assert mask_url("postgresql://u:pw@h:port/db") == "postgresql://u:***@h:port/db"
     assert mask_url("garbage") == "garbage"
+
+
+def test_inline_renders_are_larger_when_each_worker_has_a_core_at_most(
+    tmp_path: Path, clean_environment: pytest.MonkeyPatch
+) -> None:
+    clean_environment.setattr("tierserve.settings.os.cpu_count", lambda: 4)
+    assert Settings(data_dir=tmp_path, workers=4).resolved_inline_render_pixels == 1024 * 1024
+    assert Settings(data_dir=tmp_path, workers=2).resolved_inline_render_pixels == 512 * 512
+    assert Settings(data_dir=tmp_path, workers=2, inline_render_pixels=0).resolved_inline_render_pixels == 0
+    clean_environment.setenv("TIERSERVE_INLINE_RENDER_PIXELS", "4096")
+    assert Settings(data_dir=tmp_path, workers=8).resolved_inline_render_pixels == 4096

@@ -45,3 +45,17 @@ def test_a_cache_of_zero_bytes_keeps_nothing(collection: Collection) -> None:
             assert client.get(TILE.format(quality=83)).status_code == 200
         stats = client.get("/healthz").json()["output_cache"]
     assert (stats["hits"], stats["misses"], stats["entries"]) == (0, 2, 0)
+
+
+def test_renders_up_to_inline_render_pixels_run_on_the_event_loop(collection: Collection) -> None:
+    """A 600 x 600 region (360,000 pixels) renders on the event loop, kept in the cache, at a limit of
+    1024 x 1024; at 512 x 512 on a render thread, which answers the same bytes and keeps nothing."""
+    region = "/api/v2/section_image_download/2001?left=100&top=200&width=600&height=600&quality=77"
+    answers = {}
+    for limit, kept in ((1024 * 1024, 1), (512 * 512, 0)):
+        settings = collection.settings.model_copy(update={"inline_render_pixels": limit})
+        with TestClient(create_app(settings)) as client:
+            answers[limit] = client.get(region)
+            assert client.get("/healthz").json()["output_cache"]["entries"] == kept
+    assert answers[512 * 512].status_code == answers[1024 * 1024].status_code == 200
+    assert answers[512 * 512].content == answers[1024 * 1024].content

@@ -117,6 +117,7 @@ def test_decoded_tiles_equal_the_libvips_and_tifffile_reads(
     assert np.array_equal(got.numpy(), expected.numpy())
     by_tifffile = tifffile_level(files[name], level)[b.y : b.y + b.height, b.x : b.x + b.width]
     assert np.array_equal(got.numpy().reshape(by_tifffile.shape), by_tifffile)
+    assert pyramid.read_array(level, b).flags.c_contiguous  # handed to the encoder without a copy
 
 
 @pytest.mark.parametrize("name", [*JPEG_FILES, "rgb12"])

@@ -23,9 +23,6 @@ from tierserve.downloads import DownloadJob, entity_tag, run_download
 from tierserve.errors import InvalidRequest
 
 Headers = list[tuple[bytes, bytes]]
-#: Reads (and outputs) of at most this many pixels (about 4 stored tiles) from a local store are rendered
-#: on the event loop: cheaper than the hop to a render thread and back (docs/performance.md, the front path).
-INLINE_READ_PIXELS = 512 * 512
 #: An image never changes under its id (re-ingesting an id is skipped), so caches may keep answers a day
 #: and revalidate them with If-None-Match against the ETag.
 CACHE_CONTROL = "public, max-age=86400"
@@ -126,12 +123,13 @@ async def send_image(
 
 
 def inline(state: AppState, job: DownloadJob) -> bool:
-    """Whether `job` is tiny enough to render on the event loop: an in-memory read and output of at most
-    `INLINE_READ_PIXELS` pixels from a local file (a store over the network never blocks the loop)."""
+    """Whether `job` is small enough to render on the event loop: an in-memory read and output of at most
+    `inline_render_pixels` (the setting) from a local file (a store over the network never blocks the loop)."""
     plan = job.spec.plan
     return (
         job.output.encode_array is not None
-        and max(plan.box.width * plan.box.height, plan.output.width * plan.output.height) <= INLINE_READ_PIXELS
+        and max(plan.box.width * plan.box.height, plan.output.width * plan.output.height)
+        <= state.settings.resolved_inline_render_pixels
         and state.store.open(job.file).local_path is not None
     )
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 import pyvips
 
@@ -64,11 +63,11 @@ class PyramidFile:
         """`box` (level pixels, inside level `n`): decoded into memory when small, else a lazy crop."""
         if not is_small(box):
             return self.level(n).crop(box.x, box.y, box.width, box.height)
-        image = pyvips.Image.new_from_array(np.ascontiguousarray(self.read_array(n, box)))
+        image = pyvips.Image.new_from_array(self.read_array(n, box))
         return image.copy(interpretation=_INTERPRETATIONS.get((str(image.format), image.bands), "multiband"))
 
     def read_array(self, n: int, box: Box) -> npt.NDArray[Any]:
-        """A small `box` of level `n` as an (height, width, bands) array, decoded tile by tile."""
+        """A small `box` of level `n` as a C-contiguous (height, width, bands) array, decoded tile by tile."""
         if not is_small(box):
             raise ValueError(f"{box.width}x{box.height} exceeds SMALL_READ_PIXELS={SMALL_READ_PIXELS}")
         return self._tiles.read(self.file, n, box)

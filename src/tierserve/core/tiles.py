@@ -216,7 +216,7 @@ class TileReader:
         return index
 
     def read(self, file: StoredFile, level: int, box: Box) -> npt.NDArray[Any]:
-        """The pixels of `box` (level pixels, inside the level) as an (height, width, bands) array."""
+        """The pixels of `box` (level pixels, inside the level) as a C-contiguous (height, width, bands) array."""
         index = self.index(file)
         tiles = index.levels[level]
         tw, th = tiles.tile_width, tiles.tile_height
@@ -226,13 +226,16 @@ class TileReader:
         rows = range(first_row, last_row + 1)
         indices = [row * tiles.columns + col for row in rows for col in columns]
         data = dict(zip(indices, index.tile_bytes(level, indices), strict=True))
-        canvas = np.empty((len(rows) * th, len(columns) * tw, tiles.bands), tiles.dtype)
+        canvas = np.empty((box.height, box.width, tiles.bands), tiles.dtype)  # contiguous: no copy to encode
 
         def decode_row(row: int) -> None:
-            y = (row - first_row) * th
+            top, bottom = max(box.y, row * th), min(box.y + box.height, (row + 1) * th)
             for col in columns:
-                x = (col - first_col) * tw
-                canvas[y : y + th, x : x + tw] = _decode(tiles, row * tiles.columns + col, data)
+                left, right = max(box.x, col * tw), min(box.x + box.width, (col + 1) * tw)
+                tile = _decode(tiles, row * tiles.columns + col, data)
+                canvas[top - box.y : bottom - box.y, left - box.x : right - box.x] = tile[
+                    top - row * th : bottom - row * th, left - col * tw : right - col * tw
+                ]
 
         with self._counted() as alone:
             if alone and len(rows) > 1 and self._pool is not None:
@@ -240,8 +243,7 @@ class TileReader:
             else:
                 for row in rows:
                     decode_row(row)
-        top, left = box.y - first_row * th, box.x - first_col * tw
-        return canvas[top : top + box.height, left : left + box.width]
+        return canvas
 
     def header_blocks(self, file: StoredFile) -> dict[int, bytes]:
         """The header blocks of `file` read while parsing its tile tables (parses it if needed)."""
