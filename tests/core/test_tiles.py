@@ -180,13 +180,15 @@ def test_reads_alone_and_side_by_side_agree(files: dict[str, str], tiles: TileRe
         assert np.array_equal(got, want)
 
 
-@pytest.mark.parametrize(("threads", "decoded_elsewhere"), [(1, False), (2, True)])
+@pytest.mark.parametrize(
+    ("threads", "spare", "decoded_elsewhere"), [(1, True, False), (2, True, True), (2, False, False)]
+)
 def test_decode_threads_decide_where_rows_are_decoded(
-    files: dict[str, str], threads: int, decoded_elsewhere: bool
+    files: dict[str, str], threads: int, spare: bool, decoded_elsewhere: bool
 ) -> None:
-    """A read alone decodes its rows of tiles on the reading thread with 1 decode thread, on the pool
-    with more; the pixels are the same."""
-    reader = TileReader(threads)
+    """A read alone decodes its rows of tiles on the reading thread with 1 decode thread or no spare
+    core, on the pool with more threads and spare cores; the pixels are the same."""
+    reader = TileReader(threads, spare_cores=lambda: spare)
     file = local_file(Path(files["rgb12"]))
     index = reader.index(file)
     level = index.levels[0]

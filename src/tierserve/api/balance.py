@@ -100,6 +100,21 @@ class WorkerShare:
         return True
 
 
+def open_connections() -> int | None:
+    """The open connections of every live worker of the table; None without a table (a single-process
+    server, or no socket per worker)."""
+    if current is None:
+        return None
+    return sum(_live_counts(current.table.get_obj()[:]))
+
+
+def spare_cores() -> bool:
+    """Whether other cores are likely idle: the workers hold fewer open connections than there are CPU
+    cores (True without a table: a single worker's concurrent reads are counted by its `TileReader`)."""
+    connections = open_connections()
+    return connections is None or connections < (os.cpu_count() or 1)
+
+
 def leave() -> None:
     """Free this process's slot, if it has one."""
     if current is not None:
@@ -109,8 +124,13 @@ def leave() -> None:
 def _share(pairs: list[int]) -> int:
     """ceil(open connections / workers) of a table's (pid, connections) pairs; free slots (pid 0) do
     not count, whatever count they were left with."""
-    counts = [count for pid, count in zip(pairs[0::2], pairs[1::2], strict=True) if pid]
+    counts = _live_counts(pairs)
     return -(-sum(counts) // max(1, len(counts)))
+
+
+def _live_counts(pairs: list[int]) -> list[int]:
+    """The connection counts of a table's (pid, connections) pairs whose slot is taken (pid not 0)."""
+    return [count for pid, count in zip(pairs[0::2], pairs[1::2], strict=True) if pid]
 
 
 def _free_gone(values: Any) -> None:

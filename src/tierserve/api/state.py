@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tierserve.api import balance
 from tierserve.api.output_cache import OutputCache
 from tierserve.api.readiness import Readiness
 from tierserve.api.streaming import Renderer
@@ -34,7 +35,7 @@ class AppState:
             database=database,
             images=ImageRecords(database, settings.record_cache_seconds),
             store=store,
-            tiles=TileReader(settings.decode_threads, jpeg_dct=settings.jpeg_dct),
+            tiles=TileReader(settings.decode_threads, jpeg_dct=settings.jpeg_dct, spare_cores=balance.spare_cores),
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
             ),

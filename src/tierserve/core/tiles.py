@@ -12,7 +12,8 @@ streams (`core.pyramid`) are always decoded with the accurate DCT.
 A `TileReader` belongs to one worker process (the app state holds it and closes it). It keeps the
 parsed tile tables of recently read files, keyed by key and version, and the header bytes read while
 parsing them, so that libvips opening the same file from an object store reads its directories from
-memory. It also owns the threads that decode the tile rows of a read alone in the process.
+memory. It also owns the threads that decode the tile rows of a read alone in the process, while other
+cores are idle.
 """
 
 from __future__ import annotations
@@ -170,10 +171,11 @@ class TileIndex:
 class TileReader:
     """Reads small boxes of stored levels; keeps tile tables of `cache_size` files; owns decode threads.
 
-    `decode_threads` threads decode the tile rows of a read that is alone in the process (1: decode
-    on the reading thread only). Parallel rows cut a lone read's latency and cost some CPU in
-    hand-offs (docs/operations.md); under concurrent reads each decodes its own tiles. `jpeg_dct`
-    is the inverse DCT of 8-bit JPEG tiles.
+    `decode_threads` threads decode the tile rows of a read that is alone in the process while
+    `spare_cores()` says other cores are idle (1: decode on the reading thread only). Parallel rows
+    cut a lone read's latency and cost CPU in hand-offs (docs/operations.md); under concurrent reads,
+    or with no spare core, each read decodes its own tiles. `jpeg_dct` is the inverse DCT of 8-bit
+    JPEG tiles.
     """
 
     def __init__(
@@ -181,10 +183,12 @@ class TileReader:
         decode_threads: int = os.cpu_count() or 1,
         cache_size: int = INDEX_CACHE_SIZE,
         jpeg_dct: JpegDct = "accurate",
+        spare_cores: Callable[[], bool] = lambda: True,
     ) -> None:
         if decode_threads < 1:
             raise ValueError(f"decode threads must be at least 1, not {decode_threads}")
         self._threads = decode_threads
+        self._spare_cores = spare_cores
         self._dct: JpegDct = jpeg_dct
         self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="tiles") if decode_threads > 1 else None
         self._cache_size = cache_size
@@ -238,7 +242,7 @@ class TileReader:
                 ]
 
         with self._counted() as alone:
-            if alone and len(rows) > 1 and self._pool is not None:
+            if alone and len(rows) > 1 and self._pool is not None and self._spare_cores():
                 list(self._pool.map(decode_row, rows))
             else:
                 for row in rows:
