@@ -4,10 +4,16 @@ Single thread, libjpeg-turbo / zlib through imagecodecs (the same libraries as l
 database, files already open: what any server must at least spend on the request. Non-stored tiers add
 the 2^k x 2^k area average (tierserve's own `tierserve.core.render_array.block_mean`),
 `range` one lookup table per channel.
+
+    python -m bench.floor --repeat 3
+
+prints the floor of each workload of bench.compare `--repeat` times, to tell a floor that a noisy
+moment inflated in a bench.compare run from the machine's.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -20,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import tifffile
 
-from bench.workloads import TILE, Request
+from bench import collection
+from bench.workloads import TILE, Request, standard_workloads
 from tierserve.core.render_array import block_mean
 
 
@@ -97,3 +104,22 @@ def floor_ms(path: Path, requests: list[Request]) -> dict[str, float]:
         cpu.append(time.thread_time() - started)
         size.append(len(data))
     return {"cpu_ms": round(statistics.median(cpu) * 1000, 2), "bytes": int(statistics.median(size))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser.add_argument("--samples", type=int, default=30, help="requests per workload (bench.compare's count)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    store = args.data_dir / "store"
+    for workload in standard_workloads(**collection.ensure(args.data_dir)):
+        if workload.floor:
+            requests = workload.requests()[: args.samples]
+            path = store / requests[0].image.store_key
+            runs = [floor_ms(path, requests)["cpu_ms"] for _ in range(args.repeat)]
+            print(f"  {workload.key:24} " + "  ".join(f"{ms:8.2f}" for ms in runs) + " ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()

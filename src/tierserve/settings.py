@@ -32,7 +32,7 @@ ENV_PREFIX = "TIERSERVE_"
 DATABASE_EXAMPLES = "sqlite:////path/to/tierserve.db or postgresql+psycopg://user:password@host/database"
 POSTGRES_INSTALL = "pip install 'tierserve[postgres]'"
 #: Default `inline_render_pixels` when each worker has a core at most: a 1000 x 1000 region or a 1000 x 625
-#: tier renders on the event loop, which costs 10-15% less CPU than on a render thread (docs/performance.md).
+#: tier renders on the event loop, which costs 5-15% less CPU than on a render thread (docs/performance.md).
 INLINE_PIXELS_ONE_CORE = 1024 * 1024
 #: ... when a worker has several cores: larger renders go to render threads, which use the other cores.
 INLINE_PIXELS_SHARED_CORES = 512 * 512
