@@ -128,8 +128,7 @@ def inline(state: AppState, job: DownloadJob) -> bool:
     plan = job.spec.plan
     return (
         job.output.encode_array is not None
-        and max(plan.box.width * plan.box.height, plan.output.width * plan.output.height)
-        <= state.settings.resolved_inline_render_pixels
+        and max(plan.box.width * plan.box.height, plan.output.width * plan.output.height) <= state.inline_render_pixels
         and state.store.open(job.file).local_path is not None
     )
 

@@ -26,6 +26,8 @@ from typing import Any
 #: The worker share of this process, set when its listening socket is unpickled (`api.workers`);
 #: None in a single-process server or without a socket per worker.
 current: WorkerShare | None = None
+#: The CPU cores `spare_cores` compares the open connections with (asking the OS reads a file).
+CORES = os.cpu_count() or 1
 
 
 class ConnectionTable:
@@ -112,7 +114,7 @@ def spare_cores() -> bool:
     """Whether other cores are likely idle: the workers hold fewer open connections than there are CPU
     cores (True without a table: a single worker's concurrent reads are counted by its `TileReader`)."""
     connections = open_connections()
-    return connections is None or connections < (os.cpu_count() or 1)
+    return connections is None or connections < CORES
 
 
 def leave() -> None:

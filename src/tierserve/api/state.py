@@ -25,6 +25,8 @@ class AppState:
     renderer: Renderer
     outputs: OutputCache
     readiness: Readiness
+    #: `Settings.resolved_inline_render_pixels`, resolved once (it asks for the CPU count).
+    inline_render_pixels: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
@@ -41,6 +43,7 @@ class AppState:
             ),
             outputs=OutputCache(settings.output_cache_bytes),
             readiness=Readiness(database, store, settings.readiness_cache_seconds, settings.readiness_timeout),
+            inline_render_pixels=settings.resolved_inline_render_pixels,
         )
 
     def close(self) -> None:
