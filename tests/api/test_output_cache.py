@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Collection
+from tierserve.api import asgi
 from tierserve.api.app import create_app
 from tierserve.api.output_cache import OutputCache
 
@@ -59,3 +64,51 @@ def test_renders_up_to_inline_render_pixels_run_on_the_event_loop(collection: Co
             assert client.get("/healthz").json()["output_cache"]["entries"] == kept
     assert answers[512 * 512].status_code == answers[1024 * 1024].status_code == 200
     assert answers[512 * 512].content == answers[1024 * 1024].content
+
+
+def test_a_render_on_the_event_loop_lets_ready_work_run_first(
+    collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the loop has ready when a render on it is about to start (here a callback; in a server
+    accepts, reads and other responses) runs before the render, not after it."""
+    order: list[str] = []
+    render = asgi.run_download
+
+    def recorded(*args: Any) -> None:
+        order.append("render")
+        render(*args)
+
+    monkeypatch.setattr(asgi, "run_download", recorded)
+    app = create_app(collection.settings)
+
+    async def request(quality: int) -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/v2/section_image_download/2001",
+            "raw_path": b"",
+            "query_string": f"left=256&top=0&width=256&height=256&quality={quality}".encode(),
+            "headers": [],
+            "root_path": "",
+            "scheme": "http",
+            "server": ("test", 80),
+            "client": ("test", 1),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            return None
+
+        await app(scope, receive, send)
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):
+            await request(61)  # the image's record is remembered from now on: no await before the render
+            order.clear()
+            asyncio.get_running_loop().call_soon(order.append, "ready")
+            await request(62)
+
+    asyncio.run(main())
+    assert order == ["ready", "render"]

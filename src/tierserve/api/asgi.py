@@ -3,12 +3,14 @@
 The routes answer below FastAPI, straight on the ASGI interface: these send response starts and
 bodies, read headers and query strings from the scope, and answer a planned `DownloadJob` the one way
 both route families do (`send_image`): ETag and 304 before any pixel is read, HEAD without rendering,
-tiny local reads rendered on the event loop with a Content-Length (and kept in the worker's
-`OutputCache` under their ETag), the rest through the `Renderer` (render threads, limits, streaming).
+small local reads rendered on the event loop (after one turn of it) with a Content-Length (and kept in
+the worker's `OutputCache` under their ETag), the rest through the `Renderer` (render threads, limits,
+streaming).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
@@ -106,6 +108,9 @@ async def send_image(
         return
     body = state.outputs.get(etag)  # before `inline`: a hit needs no look at the store
     if body is None and inline(state, job):
+        # Let the loop run what is ready first (accepts, reads, other requests' sends): a worker whose
+        # loop renders back to back otherwise only reaches them between batches (p99 x 2, performance.md).
+        await asyncio.sleep(0)
         chunks: list[bytes] = []
         run_download(job, state.store, state.tiles, collector(chunks))
         body = b"".join(chunks)
