@@ -48,7 +48,6 @@ from bench.servers import (
 )
 from bench.workloads import BenchImage, Request, standard_workloads
 
-FLOOR_SAMPLES = 30
 #: tierserve's output cache off, as IIPImage's tile cache is, except in the `cached` workloads.
 UNCACHED = {"TIERSERVE_OUTPUT_CACHE_BYTES": "0"}
 #: Idle seconds before workload 5, so that both servers start it as a quiet worker would (a tierserve
@@ -68,7 +67,7 @@ def main() -> None:
 
     print("codec floor (single thread, decode the tiles touched + encode):", flush=True)
     floors = {
-        w.key: floor.floor_ms(store / requests[w.key][0].image.store_key, requests[w.key][:FLOOR_SAMPLES])
+        w.key: floor.floor_ms(store / requests[w.key][0].image.store_key, requests[w.key][: floor.FLOOR_SAMPLES])
         for w in workloads
         if w.floor
     }

@@ -30,6 +30,9 @@ from bench import collection
 from bench.workloads import TILE, Request, standard_workloads
 from tierserve.core.render_array import block_mean
 
+#: Requests of each workload whose floor is measured (the median is the floor).
+FLOOR_SAMPLES = 30
+
 
 @cache
 def _pages(path: Path) -> tuple[list[tifffile.TiffPage], int]:
@@ -109,7 +112,7 @@ def floor_ms(path: Path, requests: list[Request]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
-    parser.add_argument("--samples", type=int, default=30, help="requests per workload (bench.compare's count)")
+    parser.add_argument("--samples", type=int, default=FLOOR_SAMPLES, help="requests per workload")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     store = args.data_dir / "store"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from tierserve.db.database import Database
-from tierserve.settings import Settings, SettingsError, load_settings, mask_url
+from tierserve.settings import Settings, SettingsError, cpu_cores, load_settings, mask_url
 
 
 @pytest.fixture
@@ -138,9 +139,13 @@ def test_mask_url_hides_passwords_also_in_urls_that_do_not_parse() -> None:
 def test_inline_renders_are_larger_when_each_worker_has_a_core_at_most(
     tmp_path: Path, clean_environment: pytest.MonkeyPatch
 ) -> None:
-    clean_environment.setattr("tierserve.settings.os.cpu_count", lambda: 4)
+    clean_environment.setattr("tierserve.settings.cpu_cores", lambda: 4)
     assert Settings(data_dir=tmp_path, workers=4).resolved_inline_render_pixels == 1024 * 1024
     assert Settings(data_dir=tmp_path, workers=2).resolved_inline_render_pixels == 512 * 512
     assert Settings(data_dir=tmp_path, workers=2, inline_render_pixels=0).resolved_inline_render_pixels == 0
     clean_environment.setenv("TIERSERVE_INLINE_RENDER_PIXELS", "4096")
     assert Settings(data_dir=tmp_path, workers=8).resolved_inline_render_pixels == 4096
+
+
+def test_cpu_cores_are_those_the_process_may_run_on() -> None:
+    assert cpu_cores() == len(os.sched_getaffinity(0)) >= 1

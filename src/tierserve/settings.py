@@ -32,10 +32,19 @@ ENV_PREFIX = "TIERSERVE_"
 DATABASE_EXAMPLES = "sqlite:////path/to/tierserve.db or postgresql+psycopg://user:password@host/database"
 POSTGRES_INSTALL = "pip install 'tierserve[postgres]'"
 #: Default `inline_render_pixels` when each worker has a core at most: a 1000 x 1000 region or a 1000 x 625
-#: tier renders on the event loop, which costs 5-15% less CPU than on a render thread (docs/performance.md).
+#: tier renders on the event loop, cheaper than on a render thread (measured in docs/performance.md).
 INLINE_PIXELS_ONE_CORE = 1024 * 1024
 #: ... when a worker has several cores: larger renders go to render threads, which use the other cores.
 INLINE_PIXELS_SHARED_CORES = 512 * 512
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; the machine's count where the OS keeps
+    none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def default_data_dir() -> Path:
@@ -86,12 +95,13 @@ class Settings(BaseSettings):
         "closes one after a response (connection: close), so that the client's reconnection is hashed again.",
     )
     render_threads: int = Field(
-        default_factory=lambda: 2 * (os.cpu_count() or 1), ge=1, description="Concurrent renders per worker."
+        default_factory=lambda: 2 * cpu_cores(), ge=1, description="Concurrent renders per worker."
     )
     decode_threads: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=cpu_cores,
         ge=1,
-        description="Threads decoding the tile rows of a read alone in its worker (1: on the reading thread).",
+        description="Threads decoding the tile rows of a read alone in its worker while the workers hold fewer "
+        "open connections than CPU cores (1: on the reading thread).",
     )
     jpeg_dct: Literal["accurate", "fast"] = Field(
         default="accurate",
@@ -193,7 +203,7 @@ class Settings(BaseSettings):
         """`inline_render_pixels`, or its default for this many workers on this machine's cores."""
         if self.inline_render_pixels is not None:
             return self.inline_render_pixels
-        one_core_each = self.workers >= (os.cpu_count() or 1)
+        one_core_each = self.workers >= cpu_cores()
         return INLINE_PIXELS_ONE_CORE if one_core_each else INLINE_PIXELS_SHARED_CORES
 
     def open_store(self) -> Store:

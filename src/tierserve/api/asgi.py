@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from tierserve.api.conditional import none_match
 from tierserve.api.state import AppState
 from tierserve.core.encode import Sink
+from tierserve.core.pyramid import is_small
 from tierserve.db.repository import ImageRecord
 from tierserve.downloads import DownloadJob, entity_tag, run_download
 from tierserve.errors import InvalidRequest
@@ -28,6 +29,10 @@ Headers = list[tuple[bytes, bytes]]
 #: An image never changes under its id (re-ingesting an id is skipped), so caches may keep answers a day
 #: and revalidate them with If-None-Match against the ETag.
 CACHE_CONTROL = "public, max-age=86400"
+#: Answers rendered on the event loop from reads of at most this many pixels (tiles, small tiers,
+#: thumbnails) are kept in the output cache; larger ones (regions) are rarely asked for twice and
+#: would push many tiles out.
+CACHED_READ_PIXELS = 512 * 512
 
 
 def query_items(raw: bytes) -> list[tuple[str, str]]:
@@ -106,36 +111,48 @@ async def send_image(
     if scope["method"] == "HEAD":
         await send_head(send, 200, start)
         return
+
+    def render(sink: Sink) -> None:
+        run_download(job, state.store, state.tiles, sink)
+
     body = state.outputs.get(etag)  # before `inline`: a hit needs no look at the store
     if body is None and inline(state, job):
-        # Let the loop run what is ready first (accepts, reads, other requests' sends): a worker whose
-        # loop renders back to back otherwise only reaches them between batches (p99 x 2, performance.md).
+        # Let the loop run what is queued first (with uvloop also the sockets ready: accepts, reads),
+        # which a loop rendering back to back would otherwise reach only between batches of renders.
         await asyncio.sleep(0)
-        chunks: list[bytes] = []
-        run_download(job, state.store, state.tiles, collector(chunks))
-        body = b"".join(chunks)
-        state.outputs.put(etag, body)
+        body = state.outputs.peek(etag)  # an identical request may have rendered it meanwhile
+        if body is None:
+            chunks: list[bytes] = []
+            render(collector(chunks))
+            body = b"".join(chunks)
+            if _read_pixels(job) <= CACHED_READ_PIXELS:
+                state.outputs.put(etag, body)
     if body is not None:
         await send_head(send, 200, [*start, (b"content-length", str(len(body)).encode())], more=True)
         await send({"type": "http.response.body", "body": body})
     else:
-
-        def render(sink: Sink) -> None:
-            run_download(job, state.store, state.tiles, sink)
-
         response = await state.renderer.respond(render, job.output.media_type, named)
         await response(scope, receive, send)
 
 
 def inline(state: AppState, job: DownloadJob) -> bool:
-    """Whether `job` is small enough to render on the event loop: an in-memory read and output of at most
-    `inline_render_pixels` (the setting) from a local file (a store over the network never blocks the loop)."""
+    """Whether `job` is small enough to render on the event loop: a read and output of at most
+    `inline_render_pixels` (the setting) that `core.pyramid` reads into memory (never a libvips stream),
+    from a local file (a store over the network never blocks the loop)."""
     plan = job.spec.plan
     return (
         job.output.encode_array is not None
-        and max(plan.box.width * plan.box.height, plan.output.width * plan.output.height) <= state.inline_render_pixels
+        and is_small(plan.box)
+        and is_small(plan.output)
+        and _read_pixels(job) <= state.inline_render_pixels
         and state.store.open(job.file).local_path is not None
     )
+
+
+def _read_pixels(job: DownloadJob) -> int:
+    """The larger of the job's read box and output, in pixels."""
+    plan = job.spec.plan
+    return max(plan.box.width * plan.box.height, plan.output.width * plan.output.height)
 
 
 def collector(chunks: list[bytes]) -> Sink:

@@ -23,11 +23,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from tierserve.settings import cpu_cores
+
 #: The worker share of this process, set when its listening socket is unpickled (`api.workers`);
 #: None in a single-process server or without a socket per worker.
 current: WorkerShare | None = None
-#: The CPU cores `spare_cores` compares the open connections with (asking the OS reads a file).
-CORES = os.cpu_count() or 1
+#: The CPU cores `spare_cores` compares the open connections with (read once).
+CORES = cpu_cores()
 
 
 class ConnectionTable:
@@ -107,12 +109,13 @@ def open_connections() -> int | None:
     server, or no socket per worker)."""
     if current is None:
         return None
-    return sum(_live_counts(current.table.get_obj()[:]))
+    return sum(_live_counts(current._values[:]))
 
 
 def spare_cores() -> bool:
     """Whether other cores are likely idle: the workers hold fewer open connections than there are CPU
-    cores (True without a table: a single worker's concurrent reads are counted by its `TileReader`)."""
+    cores. True without a table (one worker, whose concurrent reads its `TileReader` counts; or several
+    without a socket each or with rebalancing off, which then decode lone reads in parallel as before)."""
     connections = open_connections()
     return connections is None or connections < CORES
 

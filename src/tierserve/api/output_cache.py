@@ -50,6 +50,10 @@ class OutputCache:
         OUTPUT_CACHE_HITS.inc()
         return answer
 
+    def peek(self, etag: str) -> bytes | None:
+        """The answer kept under `etag`, if any, without counting a lookup or making it recent."""
+        return self._answers.get(etag)
+
     def put(self, etag: str, answer: bytes) -> None:
         """Keep `answer`, dropping the least recently used ones to make room; one larger than a
         sixteenth of the capacity is not kept (it would push out many small ones)."""
