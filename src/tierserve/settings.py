@@ -113,8 +113,9 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         description="Reads (and outputs) of at most this many pixels from a local store are rendered on the event "
-        "loop, without the hop to a render thread (0: none). Default: 1024 x 1024 when each worker has a core at "
-        "most (workers >= CPU cores), else 512 x 512, so that render threads use the other cores.",
+        "loop, without the hop to a render thread (0: none; reads that libvips streams, beyond 2048 x 2048, never). "
+        "Default: 1024 x 1024 when each worker has a core at most (workers >= CPU cores), else 512 x 512, so that "
+        "render threads use the other cores.",
     )
     max_output_pixels: int = Field(
         default=200_000_000,
