@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         default_factory=lambda: 2 * cpu_cores(), ge=1, description="Concurrent renders per worker."
     )
     decode_threads: int = Field(
-        default_factory=cpu_cores,
+        default_factory=lambda: cpu_cores(),  # looked up when called (tests replace it)
         ge=1,
         description="Threads decoding the tile rows of a read alone in its worker while the workers hold fewer "
         "open connections than CPU cores (1: on the reading thread).",

@@ -140,8 +140,8 @@ def test_a_render_on_the_event_loop_lets_queued_work_run_first(
 
 
 def test_identical_requests_at_once_render_once(collection: Collection, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two requests for the same tile that both miss the cache: the second finds the first one's
-    answer after the loop's turn and does not render it again."""
+    """Two requests for the same tile at once: the second finds the first one's answer after the
+    loop's turn, does not render it again, and counts as a hit (one lookup per request)."""
     threads = renders(monkeypatch)
     app = create_app(collection.settings)
 
@@ -152,3 +152,5 @@ def test_identical_requests_at_once_render_once(collection: Collection, monkeypa
 
     asyncio.run(main())
     assert len(threads) == 2
+    stats = app.state.tierserve.outputs.stats
+    assert (stats.hits, stats.misses) == (1, 2)

@@ -16,7 +16,7 @@ from tierserve.settings import Settings
 
 
 def test_a_worker_decodes_with_the_threads_of_its_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    monkeypatch.setattr("tierserve.settings.cpu_cores", lambda: 6)
     for settings, expected in (
         (Settings(data_dir=tmp_path, workers=2), 6),
         (Settings(data_dir=tmp_path, decode_threads=5), 5),

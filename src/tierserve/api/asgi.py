@@ -115,18 +115,20 @@ async def send_image(
     def render(sink: Sink) -> None:
         run_download(job, state.store, state.tiles, sink)
 
-    body = state.outputs.get(etag)  # before `inline`: a hit needs no look at the store
-    if body is None and inline(state, job):
+    body = state.outputs.peek(etag)  # before `inline`: a hit needs no look at the store
+    on_loop = body is None and inline(state, job)
+    if on_loop:
         # Let the loop run what is queued first (with uvloop also the sockets ready: accepts, reads),
         # which a loop rendering back to back would otherwise reach only between batches of renders.
         await asyncio.sleep(0)
         body = state.outputs.peek(etag)  # an identical request may have rendered it meanwhile
-        if body is None:
-            chunks: list[bytes] = []
-            render(collector(chunks))
-            body = b"".join(chunks)
-            if _read_pixels(job) <= CACHED_READ_PIXELS:
-                state.outputs.put(etag, body)
+    state.outputs.count(etag, hit=body is not None)
+    if on_loop and body is None:
+        chunks: list[bytes] = []
+        render(collector(chunks))
+        body = b"".join(chunks)
+        if _read_pixels(job) <= CACHED_READ_PIXELS:
+            state.outputs.put(etag, body)
     if body is not None:
         await send_head(send, 200, [*start, (b"content-length", str(len(body)).encode())], more=True)
         await send({"type": "http.response.body", "body": body})

@@ -40,19 +40,25 @@ class OutputCache:
         self.stats = CacheStats()
 
     def get(self, etag: str) -> bytes | None:
-        answer = self._answers.get(etag)
-        if answer is None:
-            self.stats.misses += 1
-            OUTPUT_CACHE_MISSES.inc()
-            return None
-        self._answers.move_to_end(etag)
-        self.stats.hits += 1
-        OUTPUT_CACHE_HITS.inc()
+        """The answer kept under `etag`, counted as a hit (and made the most recent) or a miss."""
+        answer = self.peek(etag)
+        self.count(etag, hit=answer is not None)
         return answer
 
     def peek(self, etag: str) -> bytes | None:
         """The answer kept under `etag`, if any, without counting a lookup or making it recent."""
         return self._answers.get(etag)
+
+    def count(self, etag: str, hit: bool) -> None:
+        """Count one lookup of `etag` (a request's, however many peeks it took); a hit makes its answer
+        the most recently used."""
+        if hit:
+            self._answers.move_to_end(etag)
+            self.stats.hits += 1
+            OUTPUT_CACHE_HITS.inc()
+        else:
+            self.stats.misses += 1
+            OUTPUT_CACHE_MISSES.inc()
 
     def put(self, etag: str, answer: bytes) -> None:
         """Keep `answer`, dropping the least recently used ones to make room; one larger than a
