@@ -32,7 +32,7 @@ from tierserve.core.tiers import ReadPlan, Window, plan_read
 from tierserve.core.tiles import TileReader
 from tierserve.storage import local_file
 
-STAGED = ("6-tiles", "3-whole-not-stored", "2-whole-ds4")
+STAGED = ("6-tiles", "3-whole-not-stored", "2-whole-ds4", "1-region-q75")
 
 
 def main() -> None:

@@ -87,12 +87,11 @@ def test_no_free_slot_means_no_share() -> None:
 def test_cores_are_spare_while_the_workers_hold_fewer_connections_than_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lone reads decode in parallel (`TileReader`'s `spare_cores`) only while the open connections of
     the live workers are fewer than the CPU cores; a free slot's count does not count."""
-    monkeypatch.setattr(balance, "CORES", 4)
-    assert balance.open_connections() is None and balance.spare_cores()  # no table: a single process
+    assert balance.open_connections() is None and balance.spare_cores(4)  # no table: a single process
     share = share_of(ConnectionTable(4), {os.getpid(): 2, os.getppid(): 1})
     monkeypatch.setattr(balance, "current", share)
-    assert balance.open_connections() == 3 and balance.spare_cores()
+    assert balance.open_connections() == 3 and balance.spare_cores(4)
     share.opened()
-    assert balance.open_connections() == 4 and not balance.spare_cores()
+    assert balance.open_connections() == 4 and not balance.spare_cores(4)
     share.table.get_obj()[6:8] = [0, 9]  # a free slot, whatever count it was left with
     assert balance.open_connections() == 4

@@ -23,13 +23,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from tierserve.settings import cpu_cores
-
 #: The worker share of this process, set when its listening socket is unpickled (`api.workers`);
 #: None in a single-process server or without a socket per worker.
 current: WorkerShare | None = None
-#: The CPU cores `spare_cores` compares the open connections with (read once).
-CORES = cpu_cores()
 
 
 class ConnectionTable:
@@ -112,12 +108,12 @@ def open_connections() -> int | None:
     return sum(_live_counts(current._values[:]))
 
 
-def spare_cores() -> bool:
-    """Whether other cores are likely idle: the workers hold fewer open connections than there are CPU
-    cores. True without a table (one worker, whose concurrent reads its `TileReader` counts; or several
+def spare_cores(cores: int) -> bool:
+    """Whether other cores are likely idle: the workers hold fewer open connections than the machine's
+    `cores`. True without a table (one worker, whose concurrent reads its `TileReader` counts; or several
     without a socket each or with rebalancing off, which then decode lone reads in parallel as before)."""
     connections = open_connections()
-    return connections is None or connections < CORES
+    return connections is None or connections < cores
 
 
 def leave() -> None:

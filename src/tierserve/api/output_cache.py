@@ -39,12 +39,6 @@ class OutputCache:
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self.stats = CacheStats()
 
-    def get(self, etag: str) -> bytes | None:
-        """The answer kept under `etag`, counted as a hit (and made the most recent) or a miss."""
-        answer = self.peek(etag)
-        self.count(etag, hit=answer is not None)
-        return answer
-
     def peek(self, etag: str) -> bytes | None:
         """The answer kept under `etag`, if any, without counting a lookup or making it recent."""
         return self._answers.get(etag)

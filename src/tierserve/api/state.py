@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from tierserve.api import balance
 from tierserve.api.output_cache import OutputCache
@@ -11,7 +12,7 @@ from tierserve.api.streaming import Renderer
 from tierserve.core.tiles import TileReader
 from tierserve.db.database import Database
 from tierserve.db.repository import ImageRecords
-from tierserve.settings import Settings
+from tierserve.settings import Settings, cpu_cores
 from tierserve.storage import StoreReader
 
 
@@ -37,7 +38,11 @@ class AppState:
             database=database,
             images=ImageRecords(database, settings.record_cache_seconds),
             store=store,
-            tiles=TileReader(settings.decode_threads, jpeg_dct=settings.jpeg_dct, spare_cores=balance.spare_cores),
+            tiles=TileReader(
+                settings.decode_threads,
+                jpeg_dct=settings.jpeg_dct,
+                spare_cores=partial(balance.spare_cores, cpu_cores()),
+            ),
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline
             ),
