@@ -247,6 +247,12 @@ def standard_workloads(large: BenchImage, deep: BenchImage, small: BenchImage, h
         ),
         Workload("6-tiles", "256x256 tile, random tier and position, Q75", tiles(large, 75)),
         Workload(
+            "6-tiles-stored-q90",
+            "256x256 tile, random tier and position, at the stored quality (Q90, ingest's default): tierserve "
+            "answers the stored tile (TIERSERVE_TILE_PASSTHROUGH), IIPImage 1.1 re-encodes",
+            tiles(large, 90),
+        ),
+        Workload(
             f"size-{small.width}", f"1000x1000 region of a {small.width}x{small.height} source, Q75", region(small, 75)
         ),
         Workload(

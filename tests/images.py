@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import tifffile
 from PIL import Image
 
 Array = npt.NDArray[np.float64]
@@ -77,3 +79,15 @@ def slide_pattern(height: int, width: int, seed: int) -> npt.NDArray[np.int64]:
     grey = multiscale_pattern(height, width, 1, 255, seed)
     colour = multiscale_pattern(height, width, 3, 255, seed + 1000)
     return np.clip(np.round(0.8 * grey + 0.2 * colour), 0, 255).astype(np.int64)
+
+
+def stored_tile(path: Path, level: int, row: int, col: int) -> bytes:
+    """Tile (row, col) of `level` of a pyramidal TIFF as tifffile finds it in the file, with the file's
+    JPEGTables spliced in front (their EOI and the tile's SOI dropped) when it has them."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.series[0].levels[level].pages[0]
+        index = row * -(-page.imagewidth // page.tilewidth) + col
+        with path.open("rb") as handle:
+            handle.seek(page.dataoffsets[index])
+            data = handle.read(page.databytecounts[index])
+        return bytes(page.jpegtables[:-2]) + data[2:] if page.jpegtables else data

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tierserve import __version__
-from tierserve.core.encode import FORMATS, ChromaSubsampling, Encoding, OutputFormat, Sink
+from tierserve.core.encode import FORMATS, ChromaSubsampling, EncodeAborted, Encoding, OutputFormat, Sink
 from tierserve.core.filters import ChannelWeights, Colormap, Contrast
 from tierserve.core.orientation import UPRIGHT, Orientation
 from tierserve.core.pyramid import PyramidFile, is_small
@@ -27,7 +27,7 @@ from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
 from tierserve.errors import LimitExceeded, StorageError
 from tierserve.layers import LayerKind, select_layer
-from tierserve.storage import ObjectInfo, StoreReader
+from tierserve.storage import ObjectInfo, StoredFile, StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -161,24 +161,37 @@ def channel_window(
 
 
 def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: Sink) -> None:
-    """Render and encode `job` into `sink`: JPEG outputs of small reads and sizes in memory
+    """Render and encode `job` into `sink`: a JPEG of exactly one whole stored tile at its stored quality
+    as stored (`TileReader.stored_jpeg`), other JPEG outputs of small reads and sizes in memory
     (`core.render_array`), the rest as a libvips stream. Storage failures are re-raised naming the image id."""
     with _naming_the_image(job, store):
-        pyramid = PyramidFile(store.open(job.file), tiles)
+        file = store.open(job.file)
         plan = job.spec.plan
+        if (stored := _stored_tile(job, file, tiles)) is not None:
+            if not sink(stored):
+                raise EncodeAborted()
+            return
+        pyramid = PyramidFile(file, tiles)
         if job.output.encode_array is not None and is_small(plan.box) and is_small(plan.output):
             job.output.encode_array(render_array(pyramid, job.spec), job.encoding, sink)
         else:
             job.output.encode(render(pyramid, job.spec), job.encoding, sink)
 
 
-def entity_tag(job: DownloadJob, jpeg_dct: JpegDct) -> str:
+def _stored_tile(job: DownloadJob, file: StoredFile, tiles: TileReader) -> bytes | None:
+    """The stored JPEG tile that answers `job` as it is, or None (`TileReader.stored_jpeg`)."""
+    if job.output.name != "jpeg" or not job.spec.stored_pixels:
+        return None
+    return tiles.stored_jpeg(file, job.spec.plan.level, job.spec.plan.box, max(1, job.encoding.quality))
+
+
+def entity_tag(job: DownloadJob, jpeg_dct: JpegDct, passthrough: bool) -> str:
     """A strong HTTP entity tag of the job's output: a hash of everything that decides the bytes (the
-    planned job, which names the stored file with the version ingest recorded, the tierserve version
-    and the DCT decoding 8-bit JPEG tiles), computed without reading pixels or asking the store.
-    Equivalent requests (parameter order, defaults spelt out, jpg/jpeg) plan equal jobs, so they share
-    a tag."""
-    planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name, jpeg_dct)
+    planned job, which names the stored file with the version ingest recorded, the tierserve version,
+    the DCT decoding 8-bit JPEG tiles and whether stored tiles may answer), computed without reading
+    pixels or asking the store. Equivalent requests (parameter order, defaults spelt out, jpg/jpeg) plan
+    equal jobs, so they share a tag."""
+    planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name, jpeg_dct, passthrough)
     return '"' + hashlib.blake2b(repr(planned).encode(), digest_size=16).hexdigest() + '"'
 
 

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         "pixels; fast = libjpeg-turbo's fast integer DCT (2-5% less decode CPU, 45 dB PSNR from accurate). Larger "
         "reads (libvips) and every encode stay accurate.",
     )
+    tile_passthrough: bool = Field(
+        default=True,
+        description="Answer a JPEG request for exactly one whole stored tile, at the quality it was stored at and "
+        "with no display option, with the stored tile's own stream: no decode, no encode; the pixels a render would "
+        "start from, in the stored chroma (IIIF's default quality and ingest's are both 90).",
+    )
     inline_render_pixels: int | None = Field(
         default=None,
         ge=0,

@@ -23,6 +23,7 @@ URLS = [
     "/api/v2/section_image_download/2001?downsample=1&quality=75",
     "/api/v2/section_image_download/2001?left=300&top=200&width=900&height=700",
     "/api/v2/section_image_download/2001?left=100&top=50&width=200&height=100&quality=80",
+    "/api/v2/section_image_download/2001?left=256&top=256&width=256&height=256&quality=95",  # a stored tile
     "/api/v2/section_image_download/2001?expression=true&downsample=2",
     "/api/v2/section_image_download/2002?downsample=1",
     "/api/v2/section_image_download/2101?range=0,923,0,987,0,4095&downsample=1",

@@ -19,7 +19,7 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.images import multiscale_pattern, psnr, slide_pattern
+from tests.images import decode_jpeg, multiscale_pattern, psnr, slide_pattern, stored_tile
 from tierserve.core.pyramid import PyramidFile
 from tierserve.core.tiers import Box, level_count
 from tierserve.core.tiles import TileReader
@@ -278,3 +278,74 @@ def test_unreadable_files_raise_storage_error(tmp_path: Path, tiles: TileReader)
     absent = MemoryStore(tmp_path).open(ObjectInfo("absent.ome.tif", 1000, "v1"))
     with pytest.raises(StorageError, match="missing"):
         tiles.index(absent)
+
+
+@pytest.mark.parametrize(("name", "quality"), [("rgb8", 90), ("rgb8-tables", 75)])
+def test_a_whole_tile_at_its_stored_quality_is_its_stored_stream(
+    files: dict[str, str], opener: Opener, name: str, quality: int
+) -> None:
+    """Every whole tile of every level, asked for at the quality it was written at, is the stream stored
+    for it, which decodes to the pixels a read decodes."""
+    reader = TileReader()
+    file = opener(name)
+    for level in range(level_count(*SIZE)):
+        width, height = SIZE[0] >> level, SIZE[1] >> level
+        for row in range(height // 256):
+            for col in range(width // 256):
+                box = Box(col * 256, row * 256, 256, 256)
+                stream = reader.stored_jpeg(file, level, box, quality)
+                assert stream == stored_tile(Path(files[name]), level, row, col), (level, row, col)
+                assert np.array_equal(decode_jpeg(stream), reader.read(file, level, box))
+    reader.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "level", "box", "quality"),
+    [
+        ("rgb8", 0, Box(256, 256, 256, 256), 89),  # another quality
+        ("rgb8-tables", 0, Box(256, 256, 256, 256), 90),
+        ("rgb8", 0, Box(128, 256, 256, 256), 90),  # not on the tile grid
+        ("rgb8", 0, Box(256, 256, 255, 256), 90),  # part of a tile
+        ("rgb8", 0, Box(1024, 512, 76, 188), 90),  # an edge tile, all the image has there
+        ("rgb8", 0, Box(256, 256, 512, 256), 90),  # two tiles
+        ("grey8", 0, Box(256, 256, 256, 256), 90),  # grey: answers are RGB
+        ("grey8-tables", 0, Box(256, 256, 256, 256), 75),
+        ("rgb12", 0, Box(256, 256, 256, 256), 90),  # deflate
+    ],
+)
+def test_no_stored_stream_answers_other_requests(
+    files: dict[str, str], tiles: TileReader, name: str, level: int, box: Box, quality: int
+) -> None:
+    assert tiles.stored_jpeg(local_file(Path(files[name])), level, box, quality) is None
+
+
+def test_stored_tiles_are_read_only_at_their_quality_and_when_allowed(remote: MemoryStore) -> None:
+    reader, off = TileReader(), TileReader(passthrough=False)
+    file = remote.open(remote.stat("rgb8"))
+    box = Box(256, 0, 256, 256)
+    assert reader.stored_jpeg(file, 0, box, 90) is not None  # parses the file, reads a first tile and this one
+    before = remote.reads
+    assert reader.stored_jpeg(file, 0, box, 75) is None
+    assert off.stored_jpeg(file, 0, box, 90) is None
+    assert remote.reads == before  # neither read a tile
+    assert reader.stored_jpeg(file, 0, box, 90) is not None
+    assert remote.reads == before + 1  # the tile alone
+    reader.close()
+    off.close()
+
+
+def test_a_tile_whose_tables_differ_from_its_level_is_not_an_answer(files: dict[str, str], tmp_path: Path) -> None:
+    """The first tile decides whether a level may answer; each answer's own tables are checked too."""
+    reader = TileReader()
+    level = reader.index(local_file(Path(files["rgb8"]))).levels[0]
+    data = bytearray(Path(files["rgb8"]).read_bytes())
+    tile = 6
+    start = int(level.offsets[tile])
+    table = data.index(b"\xff\xdb", start) + 5  # the first entry of the tile's luminance table
+    data[table] += 1
+    path = tmp_path / "mixed.ome.tif"
+    path.write_bytes(data)
+    row, col = divmod(tile, level.columns)
+    assert reader.stored_jpeg(local_file(path), 0, Box(col * 256, row * 256, 256, 256), 90) is None
+    assert reader.stored_jpeg(local_file(path), 0, Box(256, 0, 256, 256), 90) is not None
+    reader.close()

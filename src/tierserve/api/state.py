@@ -42,6 +42,7 @@ class AppState:
                 settings.decode_threads,
                 jpeg_dct=settings.jpeg_dct,
                 spare_cores=partial(balance.spare_cores, cpu_cores()),
+                passthrough=settings.tile_passthrough,
             ),
             renderer=Renderer(
                 settings.render_threads, settings.max_queued_renders, settings.queue_timeout, settings.render_deadline

@@ -59,6 +59,21 @@ class RenderSpec:
     quality: Quality = "color"
 
     @property
+    def stored_pixels(self) -> bool:
+        """Whether the output is the read box's stored 8-bit pixels as they are: no area average, turn,
+        resample, window, filter or colour change (what a stored JPEG tile can answer)."""
+        return (
+            self.plan.shrink == 1
+            and self.orientation.identity
+            and self.resample is None
+            and self.window is None
+            and self.contrast is None
+            and self.weights is None
+            and self.colormap is None
+            and self.quality == "color"
+        )
+
+    @property
     def oriented_resample(self) -> Resample | None:
         """`resample` on the box after `orientation`."""
         if self.resample is None:

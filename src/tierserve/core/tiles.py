@@ -35,6 +35,7 @@ import numpy.typing as npt
 import simplejpeg
 import tifffile
 
+from tierserve.core.stored_jpeg import Tables, quantization_tables, read_header
 from tierserve.core.tiers import Box
 from tierserve.errors import StorageError
 from tierserve.storage import ObjectInfo, StoredFile
@@ -66,10 +67,19 @@ class LevelTiles:
     offsets: npt.NDArray[np.int64]
     byte_counts: npt.NDArray[np.int64]
     decode: TileDecoder
+    #: 8-bit YCbCr JPEG tiles, whose streams may be answers (`core.stored_jpeg`).
+    ycbcr_jpeg: bool
+    #: The file's JPEGTables without their EOI, put in front of each tile's stream without its SOI
+    #: (b"": every tile is a whole JPEG stream).
+    jpeg_prefix: bytes
 
     @property
     def columns(self) -> int:
         return -(-self.width // self.tile_width)
+
+    def jpeg_stream(self, data: bytes) -> bytes:
+        """The whole JPEG stream of a tile stored as `data` (JPEG tiles only)."""
+        return self.jpeg_prefix + data[2:] if self.jpeg_prefix else data
 
 
 class BlockReader(io.RawIOBase):
@@ -161,6 +171,19 @@ class TileIndex:
         except (OSError, ValueError, IndexError, struct.error, tifffile.TiffFileError) as exc:
             raise StorageError("stored pyramid cannot be opened") from exc
         self.header_blocks = reader.fetched
+        self._level_tables: dict[int, Tables | None] = {}
+
+    def level_tables(self, level: int) -> Tables | None:
+        """The quantization tables of `level`'s 8-bit YCbCr JPEG tiles (its JPEGTables', else its first
+        tile's, read once), or None for other tiles or malformed markers."""
+        if level not in self._level_tables:
+            tiles = self.levels[level]
+            header = None
+            if tiles.ycbcr_jpeg:
+                stream = tiles.jpeg_prefix or tiles.jpeg_stream(self.tile_bytes(level, [0])[0])
+                header = read_header(stream)
+            self._level_tables[level] = None if header is None else header.tables
+        return self._level_tables[level]
 
     def tile_bytes(self, level: int, indices: list[int]) -> list[bytes]:
         """The stored bytes of tiles `indices` of `level`, in one `read_ranges` call."""
@@ -175,7 +198,7 @@ class TileReader:
     `spare_cores()` says other cores are idle (1: decode on the reading thread only). Parallel rows
     cut a lone read's latency and cost CPU in hand-offs (docs/operations.md); under concurrent reads,
     or with no spare core, each read decodes its own tiles. `jpeg_dct` is the inverse DCT of 8-bit
-    JPEG tiles.
+    JPEG tiles; `passthrough` lets `stored_jpeg` answer with stored tiles.
     """
 
     def __init__(
@@ -184,12 +207,14 @@ class TileReader:
         cache_size: int = INDEX_CACHE_SIZE,
         jpeg_dct: JpegDct = "accurate",
         spare_cores: Callable[[], bool] = lambda: True,
+        passthrough: bool = True,
     ) -> None:
         if decode_threads < 1:
             raise ValueError(f"decode threads must be at least 1, not {decode_threads}")
         self._threads = decode_threads
         self._spare_cores = spare_cores
         self._dct: JpegDct = jpeg_dct
+        self._passthrough = passthrough
         self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="tiles") if decode_threads > 1 else None
         self._cache_size = cache_size
         self._indexes: OrderedDict[ObjectInfo, TileIndex] = OrderedDict()
@@ -203,6 +228,10 @@ class TileReader:
     @property
     def jpeg_dct(self) -> JpegDct:
         return self._dct
+
+    @property
+    def passthrough(self) -> bool:
+        return self._passthrough
 
     def index(self, file: StoredFile) -> TileIndex:
         """The tile tables of `file`, parsed on first use and kept per key and version."""
@@ -249,6 +278,24 @@ class TileReader:
                     decode_row(row)
         return canvas
 
+    def stored_jpeg(self, file: StoredFile, level: int, box: Box, quality: int) -> bytes | None:
+        """The stored JPEG stream of the tile that is exactly `box` (level pixels), when its tiles are 8-bit
+        YCbCr JPEG quantized as at `quality` (1-100; `core.stored_jpeg`) and `passthrough` is on, else
+        None. The tile's bytes are read only when the level's tables match."""
+        if not self._passthrough:
+            return None
+        index = self.index(file)
+        tiles = index.levels[level]
+        tw, th = tiles.tile_width, tiles.tile_height
+        if (box.width, box.height) != (tw, th) or box.x % tw or box.y % th:
+            return None
+        if index.level_tables(level) != quantization_tables(quality):
+            return None
+        [data] = index.tile_bytes(level, [box.y // th * tiles.columns + box.x // tw])
+        stream = tiles.jpeg_stream(data)
+        header = read_header(stream)
+        return stream if header is not None and header.answers(tw, th, quality) else None
+
     def header_blocks(self, file: StoredFile) -> dict[int, bytes]:
         """The header blocks of `file` read while parsing its tile tables (parses it if needed)."""
         return self.index(file).header_blocks
@@ -283,28 +330,43 @@ def _decode(tiles: LevelTiles, index: int, data: dict[int, bytes]) -> npt.NDArra
 def _tile_decoder(page: Any, jpeg_dct: JpegDct) -> TileDecoder:
     """simplejpeg for 8-bit contiguous YCbCr or grey JPEG tiles, tifffile's decoder of the page for the rest."""
     colorspace = _SIMPLEJPEG_COLORSPACES.get((page.photometric, page.samplesperpixel))
-    jpeg = page.compression == tifffile.COMPRESSION.JPEG and page.bitspersample == 8
-    if not jpeg or page.planarconfig != tifffile.PLANARCONFIG.CONTIG or colorspace is None:
+    if not _simplejpeg_tiles(page) or colorspace is None:
 
         def decode_page(data: bytes, index: int) -> npt.NDArray[Any]:
             pixels, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
             return np.asarray(pixels)
 
         return decode_page
-    tables = page.jpegtables[:-2] if page.jpegtables else b""  # SOI, tables; its EOI dropped
+    prefix = _jpeg_prefix(page)
     fastdct = jpeg_dct == "fast"
 
     def decode_jpeg(data: bytes, _index: int) -> npt.NDArray[Any]:
-        stream = tables + data[2:] if tables else data  # the tile's own SOI dropped
+        stream = prefix + data[2:] if prefix else data  # the tile's own SOI dropped
         # not strict: damaged entropy data decodes to imagecodecs' pixels, only fatal errors raise
         return np.asarray(simplejpeg.decode_jpeg(stream, colorspace, fastdct=fastdct, strict=False))
 
     return decode_jpeg
 
 
+def _simplejpeg_tiles(page: Any) -> bool:
+    """Whether `page`'s tiles are contiguous 8-bit JPEG streams."""
+    return bool(
+        page.compression == tifffile.COMPRESSION.JPEG
+        and page.bitspersample == 8
+        and page.planarconfig == tifffile.PLANARCONFIG.CONTIG
+    )
+
+
+def _jpeg_prefix(page: Any) -> bytes:
+    """The page's JPEGTables without their EOI (SOI and tables), or b"" when it has none."""
+    return bytes(page.jpegtables[:-2]) if page.jpegtables else b""
+
+
 def _level_tiles(page: Any, jpeg_dct: JpegDct) -> LevelTiles:
     if not page.is_tiled:
         raise ValueError("level is not tiled")
+    ycbcr = (page.photometric, page.samplesperpixel) == (tifffile.PHOTOMETRIC.YCBCR, 3)
+    ycbcr_jpeg = ycbcr and _simplejpeg_tiles(page)
     return LevelTiles(
         width=page.imagewidth,
         height=page.imagelength,
@@ -315,4 +377,6 @@ def _level_tiles(page: Any, jpeg_dct: JpegDct) -> LevelTiles:
         offsets=np.asarray(page.dataoffsets, dtype=np.int64),
         byte_counts=np.asarray(page.databytecounts, dtype=np.int64),
         decode=_tile_decoder(page, jpeg_dct),
+        ycbcr_jpeg=ycbcr_jpeg,
+        jpeg_prefix=_jpeg_prefix(page) if ycbcr_jpeg else b"",
     )

@@ -1,0 +1,119 @@
+"""A JPEG request for exactly one whole stored tile at its stored quality (the collection is ingested at 95),
+with nothing done to its pixels, is answered with the stored tile's stream; every other request is rendered,
+and turning the setting off renders them all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import Collection
+from tests.images import decode_jpeg, psnr, stored_tile
+from tierserve.api.app import create_app
+
+SECTION = "/api/v2/section_image_download/2001"
+STORED_QUALITY = 95
+
+
+def primary_tile(collection: Collection, level: int, row: int, col: int) -> bytes:
+    """Tile (row, col) of `level` of image 2001's primary layer, as stored (tierserve writes whole JFIF
+    streams, no JPEGTables)."""
+    [path] = (collection.settings.data_dir / "store" / "sub_images" / "2001").glob("*/primary.ome.tif")
+    return stored_tile(path, level, row, col)
+
+
+@pytest.fixture(scope="module")
+def iiif_at_95(collection: Collection) -> Iterator[TestClient]:
+    """The app with IIIF answers at the stored quality."""
+    settings = collection.settings.model_copy(update={"iiif_jpeg_quality": STORED_QUALITY})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("url", "level", "row", "col"),
+    [
+        (f"{SECTION}?left=256&top=256&width=256&height=256&quality=95", 0, 1, 1),
+        (f"{SECTION}?left=1024&top=768&width=256&height=256&quality=95", 0, 3, 4),  # the last whole one
+        (f"{SECTION}?downsample=1&left=512&top=0&width=256&height=256&quality=95", 1, 0, 1),
+        (f"{SECTION}?downsample=1&left=0&top=0&width=512&height=512&downsample_dimensions=true&quality=95", 1, 0, 0),
+    ],
+)
+def test_a_whole_tile_at_the_stored_quality_is_the_stored_stream(
+    collection: Collection, http: httpx2.Client, url: str, level: int, row: int, col: int
+) -> None:
+    response = http.get(url)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    stored = primary_tile(collection, level, row, col)
+    assert response.content == stored
+    assert int(response.headers["content-length"]) == len(stored)
+    expected = collection.rgb[(row * 256) << level :, (col * 256) << level :][: 256 << level, : 256 << level]
+    expected = expected.reshape(256, 1 << level, 256, 1 << level, 3).mean(axis=(1, 3))
+    assert psnr(decode_jpeg(response.content), expected) > 38  # the source, through the stored tier
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "left=256&top=256&width=256&height=256&quality=94",  # another quality
+        "left=256&top=256&width=256&height=256",  # the Allen default, 100
+        "left=256&top=256&width=256&height=256&quality=95&range=0,200,0,200,0,200",
+        "left=256&top=256&width=256&height=256&quality=95&contrast=1.5,0.1",
+        "left=256&top=256&width=256&height=256&quality=95&rgb=1,0.5,1",
+        "left=256&top=256&width=256&height=256&quality=95&colormap=1,0,0,255,gray",
+        "left=300&top=256&width=256&height=256&quality=95",  # off the tile grid
+        "left=1280&top=768&width=220&height=256&quality=95",  # an edge tile
+        "downsample=3&left=0&top=0&width=187&height=137&quality=95",  # a tier not stored (area average)
+    ],
+)
+def test_other_requests_are_rendered(collection: Collection, client: TestClient, query: str) -> None:
+    response = client.get(f"{SECTION}?{query}")
+    assert response.status_code == 200
+    assert response.content != primary_tile(collection, 0, 1, 1)
+    assert response.content[:2] == b"\xff\xd8" and decode_jpeg(response.content).ndim == 3
+
+
+def test_a_re_encode_at_another_quality_stays_close_to_the_stored_pixels(
+    collection: Collection, client: TestClient
+) -> None:
+    stored = decode_jpeg(primary_tile(collection, 0, 1, 1))
+    other = client.get(f"{SECTION}?left=256&top=256&width=256&height=256&quality=94")
+    assert other.content != primary_tile(collection, 0, 1, 1)
+    assert psnr(decode_jpeg(other.content), stored) > 38
+
+
+def test_iiif_tiles_at_the_stored_quality_are_the_stored_streams(
+    collection: Collection, iiif_at_95: TestClient, client: TestClient
+) -> None:
+    tile = "/iiif/2/2001/256,256,256,256/256,/0/default.jpg"
+    assert iiif_at_95.get(tile).content == primary_tile(collection, 0, 1, 1)
+    assert iiif_at_95.get("/iiif/2/2001/512,0,512,512/256,/0/default.jpg").content == primary_tile(collection, 1, 0, 1)
+    assert client.get(tile).content != primary_tile(collection, 0, 1, 1)  # IIIF's default quality is 90
+    for other in ("/0/gray.jpg", "/90/default.jpg", "/!0/default.jpg", "/0/default.png"):
+        response = iiif_at_95.get(f"/iiif/2/2001/256,256,256,256/256,{other}")
+        assert response.status_code == 200 and response.content != primary_tile(collection, 0, 1, 1), other
+
+
+def test_turned_off_every_tile_is_rendered_under_another_etag(collection: Collection, client: TestClient) -> None:
+    url = f"{SECTION}?left=256&top=256&width=256&height=256&quality=95"
+    settings = collection.settings.model_copy(update={"tile_passthrough": False})
+    with TestClient(create_app(settings)) as rendering:
+        rendered = rendering.get(url)
+        head = rendering.head(url)
+    stored = client.get(url)
+    assert stored.content == primary_tile(collection, 0, 1, 1) != rendered.content
+    assert rendered.headers["etag"] != stored.headers["etag"]
+    assert head.headers["etag"] == rendered.headers["etag"]
+    assert np.array_equal(decode_jpeg(stored.content).shape, decode_jpeg(rendered.content).shape)
+    assert psnr(decode_jpeg(rendered.content), decode_jpeg(stored.content)) > 38
+
+
+def test_head_of_a_stored_tile_names_the_get_etag_without_a_body(client: TestClient) -> None:
+    url = f"{SECTION}?left=256&top=0&width=256&height=256&quality=95"
+    head, get = client.head(url), client.get(url)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b"" and head.headers["etag"] == get.headers["etag"]
