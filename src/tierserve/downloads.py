@@ -21,8 +21,8 @@ from tierserve.core.pyramid import PyramidFile, is_small
 from tierserve.core.render import Quality, RenderSpec, render
 from tierserve.core.render_array import render_array
 from tierserve.core.resample import Resample
-from tierserve.core.tiers import ReadPlan, plan_read, resolve_window
-from tierserve.core.tiles import JpegDct, TileReader
+from tierserve.core.tiers import TILE, ReadPlan, plan_read, resolve_window
+from tierserve.core.tiles import TileReader
 from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
 from tierserve.errors import LimitExceeded, StorageError
@@ -180,18 +180,27 @@ def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: 
 
 def _stored_tile(job: DownloadJob, file: StoredFile, tiles: TileReader) -> bytes | None:
     """The stored JPEG tile that answers `job` as it is, or None (`TileReader.stored_jpeg`)."""
-    if job.output.name != "jpeg" or not job.spec.stored_pixels:
+    if not _may_be_stored(job):
         return None
-    return tiles.stored_jpeg(file, job.spec.plan.level, job.spec.plan.box, max(1, job.encoding.quality))
+    return tiles.stored_jpeg(file, job.spec.plan.level, job.spec.plan.box, job.encoding.encoder_quality)
 
 
-def entity_tag(job: DownloadJob, jpeg_dct: JpegDct, passthrough: bool) -> str:
+def _may_be_stored(job: DownloadJob) -> bool:
+    """Whether a stored tile may answer `job`: a JPEG of stored pixels as they are, in one cell of the
+    `TILE` grid that ingest writes (the file's own tile size is checked when it is read)."""
+    box = job.spec.plan.box
+    one_cell = box.width == box.height == TILE and box.x % TILE == box.y % TILE == 0
+    return job.output.name == "jpeg" and job.spec.stored_pixels and one_cell
+
+
+def entity_tag(job: DownloadJob, tiles: TileReader) -> str:
     """A strong HTTP entity tag of the job's output: a hash of everything that decides the bytes (the
     planned job, which names the stored file with the version ingest recorded, the tierserve version,
-    the DCT decoding 8-bit JPEG tiles and whether stored tiles may answer), computed without reading
-    pixels or asking the store. Equivalent requests (parameter order, defaults spelt out, jpg/jpeg) plan
-    equal jobs, so they share a tag."""
-    planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name, jpeg_dct, passthrough)
+    the DCT `tiles` decodes 8-bit JPEG tiles with, and whether a stored tile may answer), computed
+    without reading pixels or asking the store. Equivalent requests (parameter order, defaults spelt
+    out, jpg/jpeg) plan equal jobs, so they share a tag."""
+    stored = tiles.passthrough and _may_be_stored(job)
+    planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name, tiles.jpeg_dct, stored)
     return '"' + hashlib.blake2b(repr(planned).encode(), digest_size=16).hexdigest() + '"'
 
 

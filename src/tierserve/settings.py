@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         default=True,
         description="Answer a JPEG request for exactly one whole stored tile, at the quality it was stored at and "
         "with no display option, with the stored tile's own stream: no decode, no encode; the pixels a render would "
-        "start from, in the stored chroma (IIIF's default quality and ingest's are both 90).",
+        "start from, in the stored chroma.",
     )
     inline_render_pixels: int | None = Field(
         default=None,

@@ -194,3 +194,35 @@ def test_block_mean_rounding_is_rint_for_random_and_extreme_sums(dtype: type[np.
     expected = np.rint(sums / area)
     got = array_steps._shift_half_to_even(sums.copy(), 2 * (shrink.bit_length() - 1), np.empty_like(sums))
     assert np.array_equal(got, expected)
+
+
+def test_stored_pixels_are_the_read_box_as_it_is(pyramids: dict[str, PyramidFile]) -> None:
+    """Where `RenderSpec.stored_pixels` holds (a stored tile may answer), both pipelines give the read
+    box's pixels unchanged, at every stored level: a step added to them without it fails here."""
+    pyramid = pyramids["rgb8"]
+    for downsample in range(level_count(*SIZE)):
+        spec = RenderSpec(plan_read(*SIZE, level_count(*SIZE), Window(downsample, 0, 0, 256, 128)), None)
+        assert spec.stored_pixels
+        stored = pyramid.read_array(spec.plan.level, spec.plan.box)
+        image = render(pyramid, spec)
+        assert np.array_equal(render_array(pyramid, spec), stored)
+        assert np.array_equal(image.numpy().reshape(image.height, image.width, image.bands), stored)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"window": ChannelWindow(((0, 200), (0, 200), (0, 200)))},
+        {"contrast": Contrast(1.5, 0.0)},
+        {"weights": ChannelWeights(1.0, 1.0, 0.5)},
+        {"colormap": Colormap(1.0, 0.0, 0, 255, PALETTES[0][0])},
+        {"native": True},
+        {"orientation": Orientation(0, True)},
+        {"quality": "gray"},
+        {"plan": plan_read(*SIZE, level_count(*SIZE), Window(level_count(*SIZE), 0, 0, 64, 32))},
+    ],
+    ids=["window", "contrast", "weights", "colormap", "native", "mirror", "gray", "beyond-the-levels"],
+)
+def test_any_display_option_or_step_is_not_stored_pixels(option: dict[str, Any]) -> None:
+    spec = RenderSpec(plan_read(*SIZE, level_count(*SIZE), Window(0, 0, 0, 256, 256)), None)
+    assert spec.stored_pixels and not replace(spec, **option).stored_pixels

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -348,4 +349,28 @@ def test_a_tile_whose_tables_differ_from_its_level_is_not_an_answer(files: dict[
     row, col = divmod(tile, level.columns)
     assert reader.stored_jpeg(local_file(path), 0, Box(col * 256, row * 256, 256, 256), 90) is None
     assert reader.stored_jpeg(local_file(path), 0, Box(256, 0, 256, 256), 90) is not None
+    reader.close()
+
+
+def test_a_level_whose_first_tile_cannot_be_read_renders_its_other_tiles(
+    files: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first tile tells a level's quality: when it is unreadable (its offset past the end of the
+    file), no stored tile answers (logged once) and the level's other tiles still read."""
+    data = bytearray(Path(files["rgb8"]).read_bytes())
+    with tifffile.TiffFile(files["rgb8"]) as tif:
+        offsets = tif.pages[0].tags["TileOffsets"]
+        entry = tif.byteorder + tifffile.TIFF.DATA_FORMATS[offsets.dtype]  # e.g. "<1Q"
+        struct.pack_into(entry, data, offsets.valueoffset, len(data) + 4096)
+    path = tmp_path / "first-tile-lost.ome.tif"
+    path.write_bytes(data)
+    reader = TileReader()
+    file, box = local_file(path), Box(256, 256, 256, 256)
+    assert reader.stored_jpeg(file, 0, box, 90) is None
+    assert reader.stored_jpeg(file, 0, box, 90) is None
+    assert [record.getMessage() for record in caplog.records].count(
+        f"{file.info.key}, level 0: no stored tile answers: stored pyramid is truncated"
+    ) == 1
+    assert np.array_equal(reader.read(file, 0, box), tifffile_level(files["rgb8"], 0)[256:512, 256:512])
+    assert reader.stored_jpeg(file, 1, box, 90) is not None  # other levels are theirs
     reader.close()

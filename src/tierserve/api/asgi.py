@@ -101,7 +101,7 @@ async def send_image(
     """Answer `job`: 304 when If-None-Match names its ETag, the headers alone for HEAD, else the image
     (rendered inline when `inline`, or found in the output cache; otherwise by the renderer). `headers`
     go on 200 answers."""
-    etag = entity_tag(job, state.tiles.jpeg_dct, state.tiles.passthrough)
+    etag = entity_tag(job, state.tiles)
     validators = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if none_match(header(scope, b"if-none-match"), etag):
         await send_head(send, 304, encoded(validators))

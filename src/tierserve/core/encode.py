@@ -41,6 +41,11 @@ class Encoding:
     quality: int = 100
     chroma: ChromaSubsampling = "auto"
 
+    @property
+    def encoder_quality(self) -> int:
+        """`quality` as the JPEG and WebP encoders take it, 1-100: libvips reads 0 as its default (75), so 0 is 1."""
+        return max(1, self.quality)
+
 
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
@@ -93,20 +98,20 @@ def _run(save: Callable[[], None], was_aborted: Callable[[], bool]) -> None:
 def encode_jpeg(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
     """Baseline JPEG (8-bit, 1 or 3 bands) at `encoding.quality`; metadata is not copied.
 
-    libvips treats Q=0 as its default (75), so quality 0 is sent as 1.  Chroma follows
-    `encoding.chroma` (see `ChromaSubsampling`).
+    Quality 0 is sent as 1 (`Encoding.encoder_quality`).  Chroma follows `encoding.chroma` (see
+    `ChromaSubsampling`).
     Raises `EncodeAborted` when the sink refused a chunk, `StorageError` when decoding failed,
     `EncodeFailed` when encoding did.
     """
     target, aborted = _target(sink)
     subsample = "on" if encoding.chroma == "420" else "auto"
-    _run(lambda: image.jpegsave_target(target, Q=max(1, encoding.quality), subsample_mode=subsample, keep=0), aborted)
+    _run(lambda: image.jpegsave_target(target, Q=encoding.encoder_quality, subsample_mode=subsample, keep=0), aborted)
 
 
 def encode_jpeg_array(pixels: npt.NDArray[np.uint8], encoding: Encoding, sink: Sink) -> None:
     """`encode_jpeg` for an in-memory (height, width, 3 or 1) array, by imagecodecs' libjpeg-turbo (the
     same library and accurate DCT as libvips): one chunk, no pipeline to set up."""
-    quality = max(1, encoding.quality)
+    quality = encoding.encoder_quality
     subsampling = "420" if encoding.chroma == "420" or quality < _FULL_CHROMA_FROM else "444"
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]  # grey: libjpeg's one component
@@ -123,7 +128,7 @@ def encode_png(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:
 def encode_webp(image: pyvips.Image, encoding: Encoding, sink: Sink) -> None:
     """Lossy WebP at `encoding.quality` (libvips' libwebp); metadata is not copied."""
     target, aborted = _target(sink)
-    _run(lambda: image.webpsave_target(target, Q=max(1, encoding.quality), keep=0), aborted)
+    _run(lambda: image.webpsave_target(target, Q=encoding.encoder_quality, keep=0), aborted)
 
 
 def encode_tiff(image: pyvips.Image, _encoding: Encoding, sink: Sink) -> None:

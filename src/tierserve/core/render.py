@@ -60,10 +60,12 @@ class RenderSpec:
 
     @property
     def stored_pixels(self) -> bool:
-        """Whether the output is the read box's stored 8-bit pixels as they are: no area average, turn,
-        resample, window, filter or colour change (what a stored JPEG tile can answer)."""
+        """Whether the output is the read box's stored pixels as they are, as display values: no area
+        average, turn, resample, window, filter or colour change, not `native` (what a stored 8-bit JPEG
+        tile can answer; deeper layers are always windowed)."""
         return (
-            self.plan.shrink == 1
+            not self.native
+            and self.plan.shrink == 1
             and self.orientation.identity
             and self.resample is None
             and self.window is None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import logging
 import os
 import struct
 import threading
@@ -39,6 +40,8 @@ from tierserve.core.stored_jpeg import Tables, quantization_tables, read_header
 from tierserve.core.tiers import Box
 from tierserve.errors import StorageError
 from tierserve.storage import ObjectInfo, StoredFile
+
+log = logging.getLogger(__name__)
 
 #: Files whose tile tables a worker keeps.
 INDEX_CACHE_SIZE = 64
@@ -69,8 +72,8 @@ class LevelTiles:
     decode: TileDecoder
     #: 8-bit YCbCr JPEG tiles, whose streams may be answers (`core.stored_jpeg`).
     ycbcr_jpeg: bool
-    #: The file's JPEGTables without their EOI, put in front of each tile's stream without its SOI
-    #: (b"": every tile is a whole JPEG stream).
+    #: Of 8-bit JPEG tiles: the file's JPEGTables without their EOI, put in front of each tile's stream
+    #: without its SOI (b"": every tile is a whole JPEG stream).
     jpeg_prefix: bytes
 
     @property
@@ -78,8 +81,8 @@ class LevelTiles:
         return -(-self.width // self.tile_width)
 
     def jpeg_stream(self, data: bytes) -> bytes:
-        """The whole JPEG stream of a tile stored as `data` (JPEG tiles only)."""
-        return self.jpeg_prefix + data[2:] if self.jpeg_prefix else data
+        """The whole JPEG stream of an 8-bit JPEG tile stored as `data`."""
+        return _spliced(self.jpeg_prefix, data)
 
 
 class BlockReader(io.RawIOBase):
@@ -175,15 +178,21 @@ class TileIndex:
 
     def level_tables(self, level: int) -> Tables | None:
         """The quantization tables of `level`'s 8-bit YCbCr JPEG tiles (its JPEGTables', else its first
-        tile's, read once), or None for other tiles or malformed markers."""
+        tile's, read once), or None for other tiles, malformed markers or a first tile that cannot be
+        read (logged; each request then renders from its own tiles)."""
         if level not in self._level_tables:
-            tiles = self.levels[level]
-            header = None
-            if tiles.ycbcr_jpeg:
-                stream = tiles.jpeg_prefix or tiles.jpeg_stream(self.tile_bytes(level, [0])[0])
-                header = read_header(stream)
-            self._level_tables[level] = None if header is None else header.tables
+            self._level_tables[level] = self._read_level_tables(level) if self.levels[level].ycbcr_jpeg else None
         return self._level_tables[level]
+
+    def _read_level_tables(self, level: int) -> Tables | None:
+        header = read_header(self.levels[level].jpeg_prefix)
+        if header is None or not header.tables:
+            try:
+                header = read_header(self.levels[level].jpeg_stream(self.tile_bytes(level, [0])[0]))
+            except StorageError as exc:
+                log.warning("%s, level %d: no stored tile answers: %s", self.file.info.key, level, exc.message)
+                return None
+        return None if header is None else header.tables
 
     def tile_bytes(self, level: int, indices: list[int]) -> list[bytes]:
         """The stored bytes of tiles `indices` of `level`, in one `read_ranges` call."""
@@ -231,6 +240,7 @@ class TileReader:
 
     @property
     def passthrough(self) -> bool:
+        """Whether `stored_jpeg` may answer with stored tiles (TIERSERVE_TILE_PASSTHROUGH)."""
         return self._passthrough
 
     def index(self, file: StoredFile) -> TileIndex:
@@ -341,9 +351,8 @@ def _tile_decoder(page: Any, jpeg_dct: JpegDct) -> TileDecoder:
     fastdct = jpeg_dct == "fast"
 
     def decode_jpeg(data: bytes, _index: int) -> npt.NDArray[Any]:
-        stream = prefix + data[2:] if prefix else data  # the tile's own SOI dropped
         # not strict: damaged entropy data decodes to imagecodecs' pixels, only fatal errors raise
-        return np.asarray(simplejpeg.decode_jpeg(stream, colorspace, fastdct=fastdct, strict=False))
+        return np.asarray(simplejpeg.decode_jpeg(_spliced(prefix, data), colorspace, fastdct=fastdct, strict=False))
 
     return decode_jpeg
 
@@ -362,6 +371,11 @@ def _jpeg_prefix(page: Any) -> bytes:
     return bytes(page.jpegtables[:-2]) if page.jpegtables else b""
 
 
+def _spliced(prefix: bytes, data: bytes) -> bytes:
+    """A tile's whole JPEG stream: `prefix` (`_jpeg_prefix`), then the tile's `data` without its SOI."""
+    return prefix + data[2:] if prefix else data
+
+
 def _level_tiles(page: Any, jpeg_dct: JpegDct) -> LevelTiles:
     if not page.is_tiled:
         raise ValueError("level is not tiled")
@@ -378,5 +392,5 @@ def _level_tiles(page: Any, jpeg_dct: JpegDct) -> LevelTiles:
         byte_counts=np.asarray(page.databytecounts, dtype=np.int64),
         decode=_tile_decoder(page, jpeg_dct),
         ycbcr_jpeg=ycbcr_jpeg,
-        jpeg_prefix=_jpeg_prefix(page) if ycbcr_jpeg else b"",
+        jpeg_prefix=_jpeg_prefix(page) if _simplejpeg_tiles(page) else b"",
     )
