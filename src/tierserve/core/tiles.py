@@ -7,7 +7,9 @@ into a NumPy array. 8-bit YCbCr and grey JPEG tiles are decoded by simplejpeg (l
 file's JPEG tables spliced in front of each abbreviated tile) with the accurate inverse DCT, the
 pixels libvips decodes, or the fast one (`JpegDct`); every other tile (deflate, as deeper data is
 stored) by tifffile through imagecodecs. Both release the GIL while decoding. Boxes that libvips
-streams (`core.pyramid`) are always decoded with the accurate DCT.
+streams (`core.pyramid`) are always decoded with the accurate DCT. A box that is exactly one whole
+8-bit YCbCr JPEG tile may instead be handed on as the tile's stream, undecoded (`stored_jpeg`,
+`core.stored_jpeg`).
 
 A `TileReader` belongs to one worker process (the app state holds it and closes it). It keeps the
 parsed tile tables of recently read files, keyed by key and version, and the header bytes read while
