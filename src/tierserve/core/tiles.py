@@ -339,17 +339,17 @@ def _decode(tiles: LevelTiles, index: int, data: dict[int, bytes]) -> npt.NDArra
         raise StorageError("stored pyramid could not be decoded") from exc
 
 
-def _tile_decoder(page: Any, jpeg_dct: JpegDct) -> TileDecoder:
-    """simplejpeg for 8-bit contiguous YCbCr or grey JPEG tiles, tifffile's decoder of the page for the rest."""
+def _tile_decoder(page: Any, jpeg_dct: JpegDct, jpeg: bool, prefix: bytes) -> TileDecoder:
+    """simplejpeg for 8-bit contiguous YCbCr or grey JPEG tiles (`jpeg`, whose streams follow `prefix`),
+    tifffile's decoder of the page for the rest."""
     colorspace = _SIMPLEJPEG_COLORSPACES.get((page.photometric, page.samplesperpixel))
-    if not _simplejpeg_tiles(page) or colorspace is None:
+    if not jpeg or colorspace is None:
 
         def decode_page(data: bytes, index: int) -> npt.NDArray[Any]:
             pixels, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
             return np.asarray(pixels)
 
         return decode_page
-    prefix = _jpeg_prefix(page)
     fastdct = jpeg_dct == "fast"
 
     def decode_jpeg(data: bytes, _index: int) -> npt.NDArray[Any]:
@@ -381,8 +381,9 @@ def _spliced(prefix: bytes, data: bytes) -> bytes:
 def _level_tiles(page: Any, jpeg_dct: JpegDct) -> LevelTiles:
     if not page.is_tiled:
         raise ValueError("level is not tiled")
+    jpeg = _simplejpeg_tiles(page)
+    prefix = _jpeg_prefix(page) if jpeg else b""
     ycbcr = (page.photometric, page.samplesperpixel) == (tifffile.PHOTOMETRIC.YCBCR, 3)
-    ycbcr_jpeg = ycbcr and _simplejpeg_tiles(page)
     return LevelTiles(
         width=page.imagewidth,
         height=page.imagelength,
@@ -392,7 +393,7 @@ def _level_tiles(page: Any, jpeg_dct: JpegDct) -> LevelTiles:
         dtype=page.dtype,
         offsets=np.asarray(page.dataoffsets, dtype=np.int64),
         byte_counts=np.asarray(page.databytecounts, dtype=np.int64),
-        decode=_tile_decoder(page, jpeg_dct),
-        ycbcr_jpeg=ycbcr_jpeg,
-        jpeg_prefix=_jpeg_prefix(page) if _simplejpeg_tiles(page) else b"",
+        decode=_tile_decoder(page, jpeg_dct, jpeg, prefix),
+        ycbcr_jpeg=jpeg and ycbcr,
+        jpeg_prefix=prefix,
     )

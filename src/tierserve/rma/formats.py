@@ -30,7 +30,8 @@ class Page:
     table: tuple[list[str], list[list[Any]]] | None = None
 
 
-def render(page: Page, fmt: Format) -> str:
+def format_page(page: Page, fmt: Format) -> str:
+    """The body of a data API answer: `page` as JSON, XML or CSV."""
     if fmt == "json":
         return _json(page)
     if fmt == "xml":
@@ -38,7 +39,7 @@ def render(page: Page, fmt: Format) -> str:
     return _csv(page)
 
 
-def render_error(message: str, fmt: Format) -> str:
+def format_error(message: str, fmt: Format) -> str:
     """The failure envelope: ``success: false`` and the message."""
     if fmt == "xml":
         root = _response_element(success=False, start_row=0, num_rows=0, total_rows=0)

@@ -16,7 +16,7 @@ from tierserve.api.state import AppState
 from tierserve.db.rma import execute, project, tabulate
 from tierserve.db.rma_schema import MODELS
 from tierserve.errors import InvalidRequest, TierserveError
-from tierserve.rma.formats import MEDIA_TYPES, Format, Page, render, render_error
+from tierserve.rma.formats import MEDIA_TYPES, Format, Page, format_error, format_page
 from tierserve.rma.grammar import parse_options, parse_path, parse_query
 from tierserve.rma.tree import Filter, Options, PathElement, Query, Stage, Value
 
@@ -142,9 +142,9 @@ def _answer(state: AppState, request: Request, model: str | None, resource: str)
             total_rows=result.total_rows,
             table=tabulate(result, options),
         )
-        body, status = render(page, fmt), 200
+        body, status = format_page(page, fmt), 200
     except TierserveError as exc:
-        body, status = render_error(exc.message, fmt), status_for(exc)
+        body, status = format_error(exc.message, fmt), status_for(exc)
     filename = request.query_params.get("filename")
     if not filename or not _FILENAME.fullmatch(filename):
         filename = f"query.{fmt}"
