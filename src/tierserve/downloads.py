@@ -27,7 +27,7 @@ from tierserve.core.windowing import ChannelWindow
 from tierserve.db.repository import ImageRecord, LayerRecord
 from tierserve.errors import LimitExceeded, StorageError
 from tierserve.layers import LayerKind, select_layer
-from tierserve.storage import ObjectInfo, StoredFile, StoreReader
+from tierserve.storage import ObjectInfo, StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -162,30 +162,33 @@ def channel_window(
 
 def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: Sink) -> None:
     """Render and encode `job` into `sink`: a JPEG of exactly one whole stored tile at its stored quality
-    as stored (`TileReader.stored_jpeg`), other JPEG outputs of small reads and sizes in memory
+    as stored (`stored_tile`), other JPEG outputs of small reads and sizes in memory
     (`core.render_array`), the rest as a libvips stream. Storage failures are re-raised naming the image id."""
+    if (stored := stored_tile(job, store, tiles)) is not None:
+        if not sink(stored):
+            raise EncodeAborted()
+        return
     with _naming_the_image(job, store):
-        file = store.open(job.file)
+        pyramid = PyramidFile(store.open(job.file), tiles)
         plan = job.spec.plan
-        if (stored := _stored_tile(job, file, tiles)) is not None:
-            if not sink(stored):
-                raise EncodeAborted()
-            return
-        pyramid = PyramidFile(file, tiles)
         if job.output.encode_array is not None and is_small(plan.box) and is_small(plan.output):
             job.output.encode_array(render_array(pyramid, job.spec), job.encoding, sink)
         else:
             job.output.encode(render(pyramid, job.spec), job.encoding, sink)
 
 
-def _stored_tile(job: DownloadJob, file: StoredFile, tiles: TileReader) -> bytes | None:
-    """The stored JPEG tile that answers `job` as it is, or None (`TileReader.stored_jpeg`)."""
-    if not _may_be_stored(job):
+def stored_tile(job: DownloadJob, store: StoreReader, tiles: TileReader) -> bytes | None:
+    """The stored JPEG tile that answers `job` as it is (`TileReader.stored_jpeg`: one read of the tile
+    when its level's tables match the quality), or None; nothing is read unless `may_be_stored(job)`.
+    Storage failures are re-raised naming the image id."""
+    if not (tiles.passthrough and may_be_stored(job)):
         return None
-    return tiles.stored_jpeg(file, job.spec.plan.level, job.spec.plan.box, job.encoding.encoder_quality)
+    plan = job.spec.plan
+    with _naming_the_image(job, store):
+        return tiles.stored_jpeg(store.open(job.file), plan.level, plan.box, job.encoding.encoder_quality)
 
 
-def _may_be_stored(job: DownloadJob) -> bool:
+def may_be_stored(job: DownloadJob) -> bool:
     """Whether a stored tile may answer `job`: a JPEG of stored pixels as they are, in one cell of the
     `TILE` grid that ingest writes (the file's own tile size is checked when it is read)."""
     box = job.spec.plan.box
@@ -199,7 +202,7 @@ def entity_tag(job: DownloadJob, tiles: TileReader) -> str:
     the DCT `tiles` decodes 8-bit JPEG tiles with, and whether a stored tile may answer), computed
     without reading pixels or asking the store. Equivalent requests (parameter order, defaults spelt
     out, jpg/jpeg) plan equal jobs, so they share a tag."""
-    stored = tiles.passthrough and _may_be_stored(job)
+    stored = tiles.passthrough and may_be_stored(job)
     planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name, tiles.jpeg_dct, stored)
     return '"' + hashlib.blake2b(repr(planned).encode(), digest_size=16).hexdigest() + '"'
 

@@ -137,3 +137,17 @@ def test_turned_off_every_tile_is_rendered_under_another_etag(
     assert client.get(other_quality).headers["etag"] != rendering.get(other_quality).headers["etag"]
     for other in ("left=1280&top=768&width=220&height=256&quality=95", "left=10&top=20&width=300&height=200"):
         assert client.get(f"{SECTION}?{other}").headers["etag"] == rendering.get(f"{SECTION}?{other}").headers["etag"]
+
+
+def test_stored_tiles_are_not_kept_in_the_output_cache(collection: Collection) -> None:
+    """A stored tile is read again for every request (cheaper than the render a cache entry saves): the
+    output cache neither counts nor keeps it, and keeps the rendered tile beside it."""
+    stored_url = f"{SECTION}?left=256&top=256&width=256&height=256&quality=95"
+    rendered_url = f"{SECTION}?left=256&top=256&width=256&height=256&quality=94"
+    with TestClient(create_app(collection.settings)) as client:
+        answers = [client.get(url) for url in (stored_url, stored_url, rendered_url)]
+        stats = client.get("/healthz").json()["output_cache"]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].content == answers[1].content == primary_tile(collection, 0, 1, 1)
+    assert (stats["hits"], stats["misses"], stats["entries"]) == (0, 1, 1)
+    assert stats["bytes"] == len(answers[2].content)

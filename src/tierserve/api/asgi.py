@@ -3,9 +3,9 @@
 The routes answer below FastAPI, straight on the ASGI interface: these send response starts and
 bodies, read headers and query strings from the scope, and answer a planned `DownloadJob` the one way
 both route families do (`send_image`): ETag and 304 before any pixel is read, HEAD without rendering,
-small local reads rendered on the event loop (after one turn of it) with a Content-Length (and kept in
-the worker's `OutputCache` under their ETag), the rest through the `Renderer` (render threads, limits,
-streaming).
+a stored tile that answers as it is read from a local store on the event loop at once, small local
+reads rendered on the event loop (after one turn of it) with a Content-Length (and kept in the worker's
+`OutputCache` under their ETag), the rest through the `Renderer` (render threads, limits, streaming).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tierserve.api.state import AppState
 from tierserve.core.encode import Sink
 from tierserve.core.pyramid import is_small
 from tierserve.db.repository import ImageRecord
-from tierserve.downloads import DownloadJob, entity_tag, run_download
+from tierserve.downloads import DownloadJob, entity_tag, run_download, stored_tile
 from tierserve.errors import InvalidRequest
 
 Headers = list[tuple[bytes, bytes]]
@@ -36,9 +36,14 @@ CACHED_READ_PIXELS = 512 * 512
 
 
 def query_items(raw: bytes) -> list[tuple[str, str]]:
-    """The query string's (name, value) pairs, blank values kept; undecodable bytes are an error."""
+    """The query string's (name, value) pairs, blank values kept, as `parse_qsl` gives them (split on
+    '&', empty parts dropped, '+' and %-escapes decoded as UTF-8); escapes of invalid UTF-8 are an error.
+    A query without '%' or '+' (what clients send for numbers and names) is split without decoding."""
+    text = raw.decode("latin-1")
+    if "%" not in text and "+" not in text:
+        return [(name, value) for name, _, value in (part.partition("=") for part in text.split("&") if part)]
     try:
-        return parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise InvalidRequest("the query string is not valid UTF-8") from None
 
@@ -99,8 +104,8 @@ async def send_image(
     state: AppState, job: DownloadJob, headers: Mapping[str, str], scope: Scope, receive: Receive, send: Send
 ) -> None:
     """Answer `job`: 304 when If-None-Match names its ETag, the headers alone for HEAD, else the image
-    (rendered inline when `inline`, or found in the output cache; otherwise by the renderer). `headers`
-    go on 200 answers."""
+    (found in the output cache; when `inline`, a stored tile as it is or rendered on the loop; otherwise
+    by the renderer). `headers` go on 200 answers."""
     etag = entity_tag(job, state.tiles)
     validators = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if none_match(header(scope, b"if-none-match"), etag):
@@ -117,6 +122,11 @@ async def send_image(
 
     body = state.outputs.peek(etag)  # before `inline`: a hit needs no look at the store
     on_loop = body is None and inline(state, job)
+    if on_loop and (stored := stored_tile(job, state.store, state.tiles)) is not None:
+        # One read of a local file, no render: sent at once. Not kept in the output cache: reading it
+        # again costs less than the render another answer's entry saves.
+        await send_whole(send, start, stored)
+        return
     if on_loop:
         # Let the loop run what is queued first (with uvloop also the sockets ready: accepts, reads),
         # which a loop rendering back to back would otherwise reach only between batches of renders.
@@ -130,11 +140,16 @@ async def send_image(
         if _read_pixels(job) <= CACHED_READ_PIXELS:
             state.outputs.put(etag, body)
     if body is not None:
-        await send_head(send, 200, [*start, (b"content-length", str(len(body)).encode())], more=True)
-        await send({"type": "http.response.body", "body": body})
+        await send_whole(send, start, body)
     else:
         response = await state.renderer.respond(render, job.output.media_type, named)
         await response(scope, receive, send)
+
+
+async def send_whole(send: Send, start: Headers, body: bytes) -> None:
+    """A 200 answer of `body` with the `start` headers and its Content-Length."""
+    await send_head(send, 200, [*start, (b"content-length", str(len(body)).encode())], more=True)
+    await send({"type": "http.response.body", "body": body})
 
 
 def inline(state: AppState, job: DownloadJob) -> bool:

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from tierserve.errors import StorageError
@@ -67,9 +68,14 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.name = f"file://{root}"
+        #: key -> its validated path: a request opens its file twice (the inline check, the read).
+        self._path = lru_cache(maxsize=4096)(self._resolve)
 
     def open(self, info: ObjectInfo) -> LocalFile:
-        return LocalFile(self.root / validate_key(info.key), info)
+        return LocalFile(self._path(info.key), info)
+
+    def _resolve(self, key: str) -> Path:
+        return self.root / validate_key(key)
 
     def stat(self, key: str) -> ObjectInfo:
         return _info(self.root / validate_key(key), key)
