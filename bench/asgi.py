@@ -8,6 +8,12 @@ ASGI scope per request path of the workloads (bench.workloads), after one unmeas
 same paths: with the output cache on (its default) the measured pass is all cache hits, which is the
 work around the pixels alone. Prints CPU ms per request for each workload. Uses the benchmark
 collection of bench.compare; compare two checkouts with `PYTHONPATH=<checkout>/src`.
+
+    python -m bench.asgi --only 6-tiles-stored-q90 --output-cache-bytes 0 --layers
+
+With `--layers`, the same requests are also sent into each layer of the middleware stack, from the
+FastAPI app down to the lean image routes (`api.routes`): the difference between two lines is what
+the layers between them cost.
 """
 
 from __future__ import annotations
@@ -38,21 +44,33 @@ def main() -> None:
     )
     app = create_app(settings)
     paths = {key: [r.tierserve_path() for r in workloads[key].requests()][: args.requests] for key in args.only}
-    asyncio.run(_measure(app, paths, args.rounds))
+    asyncio.run(_measure(app, paths, args.rounds, args.layers))
 
 
-async def _measure(app: Any, paths: dict[str, list[str]], rounds: int) -> None:
+async def _measure(app: Any, paths: dict[str, list[str]], rounds: int, layers: bool) -> None:
     async with app.router.lifespan_context(app):
         for key, requests in paths.items():
             for path in requests:  # unmeasured: files opened, records and (cache on) answers kept
                 await _call(app, path)
-            costs = []
-            for _ in range(rounds):
-                started = time.process_time()
-                for path in requests:
-                    await _call(app, path)
-                costs.append((time.process_time() - started) * 1000 / len(requests))
-            print(f"{key:20} {min(costs):.3f} ms CPU per request (best of {rounds} passes over {len(requests)})")
+            for name, target in _layers(app) if layers else [("", app)]:
+                costs = []
+                for _ in range(rounds):
+                    started = time.process_time()
+                    for path in requests:
+                        await _call(target, path)
+                    costs.append((time.process_time() - started) * 1000 / len(requests))
+                best = f"{min(costs):.3f} ms CPU per request (best of {rounds} passes over {len(requests)})"
+                print(f"{key:20} {name + ' ' if name else ''}{best}")
+
+
+def _layers(app: Any) -> list[tuple[str, Any]]:
+    """(name, ASGI callable) of the app and each middleware inside it, down to the last lean image route."""
+    layers = [("into FastAPI", app)]
+    layer = app.middleware_stack
+    while layer is not None and not layers[-1][0].endswith("ImageDownloads"):
+        layers.append((f"into {type(layer).__module__}.{type(layer).__name__}", layer))
+        layer = getattr(layer, "app", None)
+    return [(name.ljust(60), target) for name, target in layers]
 
 
 async def _call(app: Any, path: str) -> None:
@@ -93,6 +111,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=400, help="request paths per workload")
     parser.add_argument("--rounds", type=int, default=5, help="measured passes; the best is printed")
     parser.add_argument("--output-cache-bytes", type=int, default=32 * 1024 * 1024)
+    parser.add_argument("--layers", action="store_true", help="also into each middleware of the stack")
     return parser.parse_args()
 
 
