@@ -66,7 +66,7 @@ def _requests(image: BenchImage) -> dict[str, Request]:
 
 def _stored_tiles(path: Path, request: Request) -> tuple[Any, list[tuple[int, bytes]]]:
     """The level-0 page of `path` and (index, stored bytes) of every tile of it `request` touches."""
-    pages, _ = floor._pages(path)
+    pages, _ = floor.level_pages(path)
     page = pages[0]
     columns = -(-page.shape[1] // TILE)
     width, height = request.output_size

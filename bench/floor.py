@@ -35,7 +35,7 @@ FLOOR_SAMPLES = 30
 
 
 @cache
-def _pages(path: Path) -> tuple[list[tifffile.TiffPage], int]:
+def level_pages(path: Path) -> tuple[list[tifffile.TiffPage], int]:
     """Level pages of a stored pyramid (level 0 and its SubIFDs) and an open file descriptor."""
     tif = tifffile.TiffFile(path)
     levels = tif.series[0].levels
@@ -47,7 +47,7 @@ def _pages(path: Path) -> tuple[list[tifffile.TiffPage], int]:
 
 def render(path: Path, request: Request) -> npt.NDArray[np.uint8]:
     """The request's output pixels, decoded from exactly the tiles that hold them."""
-    pages, fd = _pages(path)
+    pages, fd = level_pages(path)
     level = min(request.downsample, len(pages) - 1)
     page = pages[level]
     factor = 1 << (request.downsample - level)

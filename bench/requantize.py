@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import collection, floor
-from bench.workloads import TILE, Request, standard_workloads
+from bench.workloads import Request, standard_workloads
 
 SOURCE = Path(__file__).with_name("requantize.c")
 
@@ -48,6 +48,7 @@ def main() -> None:
             "decode + encode (bench.floor)": lambda i: floor.encode(floor.render(path, requests[i]), args.quality),
             "requantize the coefficients": lambda i: requantize(streams[i], args.quality),
         }
+        stored = [imagecodecs.jpeg8_decode(stream) for stream in streams]
         for name, way in ways.items():
             outputs = [way(i) for i in range(len(requests))]  # unmeasured pass: pages parsed, caches warm
             cpu = []
@@ -55,7 +56,6 @@ def main() -> None:
                 started = time.thread_time()
                 way(i)
                 cpu.append(time.thread_time() - started)
-            stored = [imagecodecs.jpeg8_decode(stream) for stream in streams]
             fidelity = [_psnr(imagecodecs.jpeg8_decode(o), s) for o, s in zip(outputs, stored, strict=True)]
             print(
                 f"{name:32} {statistics.median(cpu) * 1000:6.3f} ms CPU per tile, "
@@ -67,10 +67,10 @@ def main() -> None:
 
 def _stored_stream(path: Path, request: Request) -> bytes:
     """The whole JPEG stream of the stored tile `request` asks for (JPEGTables spliced in if any)."""
-    pages, fd = floor._pages(path)
+    pages, fd = floor.level_pages(path)
     page = pages[request.downsample]
-    index = (request.top >> request.downsample) // TILE * -(-page.shape[1] // TILE)
-    index += (request.left >> request.downsample) // TILE
+    index = (request.top >> request.downsample) // page.tilelength * -(-page.imagewidth // page.tilewidth)
+    index += (request.left >> request.downsample) // page.tilewidth
     data = os.pread(fd, page.databytecounts[index], page.dataoffsets[index])
     return bytes(page.jpegtables[:-2]) + data[2:] if page.jpegtables else data
 
@@ -93,7 +93,7 @@ def _compiled(folder: Path) -> Callable[[bytes, int], bytes]:
         size = function(stream, len(stream), quality, out, len(out))
         if size < 0:
             raise ValueError(f"libjpeg could not requantize a stored tile ({size})")
-        return out.raw[:size]
+        return ctypes.string_at(out, size)
 
     return requantize
 
@@ -106,7 +106,7 @@ def _psnr(image: npt.NDArray[np.uint8], reference: npt.NDArray[np.uint8]) -> flo
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
-    parser.add_argument("--quality", type=int, default=75, help="quality of the outputs (the tiles are stored at 90)")
+    parser.add_argument("--quality", type=int, default=75, help="quality of the outputs")
     parser.add_argument("--samples", type=int, default=200, help="tiles of workload 6-tiles")
     return parser.parse_args()
 

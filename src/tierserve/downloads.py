@@ -161,13 +161,18 @@ def channel_window(
 
 
 def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: Sink) -> None:
-    """Render and encode `job` into `sink`: a JPEG of exactly one whole stored tile at its stored quality
-    as stored (`stored_tile`), other JPEG outputs of small reads and sizes in memory
+    """Answer `job` into `sink`: a JPEG of exactly one whole stored tile at its stored quality as stored
+    (`stored_answer`), anything else rendered (`render_download`). Storage failures are re-raised
+    naming the image id."""
+    if (stored := stored_answer(job, store, tiles)) is None:
+        render_download(job, store, tiles, sink)
+    elif not sink(stored):
+        raise EncodeAborted()
+
+
+def render_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: Sink) -> None:
+    """Render and encode `job` into `sink`: JPEG outputs of small reads and sizes in memory
     (`core.render_array`), the rest as a libvips stream. Storage failures are re-raised naming the image id."""
-    if (stored := stored_tile(job, store, tiles)) is not None:
-        if not sink(stored):
-            raise EncodeAborted()
-        return
     with _naming_the_image(job, store):
         pyramid = PyramidFile(store.open(job.file), tiles)
         plan = job.spec.plan
@@ -177,7 +182,7 @@ def run_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sink: 
             job.output.encode(render(pyramid, job.spec), job.encoding, sink)
 
 
-def stored_tile(job: DownloadJob, store: StoreReader, tiles: TileReader) -> bytes | None:
+def stored_answer(job: DownloadJob, store: StoreReader, tiles: TileReader) -> bytes | None:
     """The stored JPEG tile that answers `job` as it is (`TileReader.stored_jpeg`: one read of the tile
     when its level's tables match the quality), or None; nothing is read unless `may_be_stored(job)`.
     Storage failures are re-raised naming the image id."""

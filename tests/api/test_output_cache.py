@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -88,16 +89,20 @@ def test_renders_up_to_inline_render_pixels_run_on_the_event_loop(
 
 
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the threads that run each render from now on."""
+    """The names of the threads that run each render from now on (on the loop `render_download`, on a
+    render thread `run_download`)."""
     threads: list[str] = []
-    render = asgi.run_download
+    for name in ("render_download", "run_download"):
+        monkeypatch.setattr(asgi, name, _recording(getattr(asgi, name), threads))
+    return threads
 
+
+def _recording(render: Callable[..., None], threads: list[str]) -> Callable[..., None]:
     def recorded(*args: Any) -> None:
         threads.append(threading.current_thread().name)
         render(*args)
 
-    monkeypatch.setattr(asgi, "run_download", recorded)
-    return threads
+    return recorded
 
 
 async def tile(app: Any, quality: int) -> None:

@@ -34,3 +34,12 @@ def test_missing_and_corrupt_files_name_the_image_and_spare_the_rest(collection:
         assert corrupt.json()["msg"].startswith("image 2102: stored pyramid")
         assert str(data) not in corrupt.text
         assert client.get("/api/v2/section_image_download/2001?downsample=3").status_code == 200
+        # A request a stored tile may answer as it is reads the file on the event loop: the same answers.
+        one_tile = "left=256&top=256&width=256&height=256&quality=95"
+        missing_tile = client.get(f"/api/v2/section_image_download/2001?expression=true&{one_tile}")
+        assert missing_tile.status_code == 500
+        assert missing_tile.json() == {"success": False, "msg": "image 2001: stored pyramid is missing"}
+        corrupt_tile = client.get(f"/api/v2/section_image_download/2102?{one_tile}")
+        assert corrupt_tile.status_code == 500
+        assert corrupt_tile.json()["msg"].startswith("image 2102: stored pyramid")
+        assert client.get(f"/api/v2/section_image_download/2001?{one_tile}").status_code == 200

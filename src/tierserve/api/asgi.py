@@ -22,7 +22,7 @@ from tierserve.api.state import AppState
 from tierserve.core.encode import Sink
 from tierserve.core.pyramid import is_small
 from tierserve.db.repository import ImageRecord
-from tierserve.downloads import DownloadJob, entity_tag, run_download, stored_tile
+from tierserve.downloads import DownloadJob, entity_tag, render_download, run_download, stored_answer
 from tierserve.errors import InvalidRequest
 
 Headers = list[tuple[bytes, bytes]]
@@ -38,7 +38,8 @@ CACHED_READ_PIXELS = 512 * 512
 def query_items(raw: bytes) -> list[tuple[str, str]]:
     """The query string's (name, value) pairs, blank values kept, as `parse_qsl` gives them (split on
     '&', empty parts dropped, '+' and %-escapes decoded as UTF-8); escapes of invalid UTF-8 are an error.
-    A query without '%' or '+' (what clients send for numbers and names) is split without decoding."""
+    Bytes beyond ASCII outside escapes come back as Latin-1 characters (as from parse_qsl). A query
+    without "%" or "+" (what clients send for numbers and names) is split without decoding."""
     text = raw.decode("latin-1")
     if "%" not in text and "+" not in text:
         return [(name, value) for name, _, value in (part.partition("=") for part in text.split("&") if part)]
@@ -90,13 +91,13 @@ async def send_head(send: Send, status: int, headers: Headers, more: bool = Fals
 
 
 async def send_body(send: Send, status: int, body: bytes, content_type: str, headers: Mapping[str, str]) -> None:
-    """A whole response: `body` with its type and length, then `headers`."""
-    start = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(len(body)).encode()),
-        *encoded(headers),
-    ]
-    await send_head(send, status, start, more=True)
+    """A whole response: `body` with its type, `headers` and its length."""
+    await send_whole(send, status, [(b"content-type", content_type.encode("latin-1")), *encoded(headers)], body)
+
+
+async def send_whole(send: Send, status: int, start: Headers, body: bytes) -> None:
+    """A whole response: the `start` headers and Content-Length, then `body`."""
+    await send_head(send, status, [*start, (b"content-length", str(len(body)).encode())], more=True)
     await send({"type": "http.response.body", "body": body})
 
 
@@ -104,8 +105,8 @@ async def send_image(
     state: AppState, job: DownloadJob, headers: Mapping[str, str], scope: Scope, receive: Receive, send: Send
 ) -> None:
     """Answer `job`: 304 when If-None-Match names its ETag, the headers alone for HEAD, else the image
-    (found in the output cache; when `inline`, a stored tile as it is or rendered on the loop; otherwise
-    by the renderer). `headers` go on 200 answers."""
+    (found in the output cache; made on the event loop when `inline`, `answer_on_loop`; otherwise by
+    the renderer). `headers` go on 200 answers."""
     etag = entity_tag(job, state.tiles)
     validators = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if none_match(header(scope, b"if-none-match"), etag):
@@ -116,40 +117,42 @@ async def send_image(
     if scope["method"] == "HEAD":
         await send_head(send, 200, start)
         return
+    body = state.outputs.peek(etag)  # before `inline`: a hit needs no look at the store
+    if body is None and inline(state, job):
+        body = await answer_on_loop(state, job, etag)
+    else:
+        state.outputs.count(etag, hit=body is not None)
+    if body is not None:
+        await send_whole(send, 200, start, body)
+        return
 
     def render(sink: Sink) -> None:
         run_download(job, state.store, state.tiles, sink)
 
-    body = state.outputs.peek(etag)  # before `inline`: a hit needs no look at the store
-    on_loop = body is None and inline(state, job)
-    if on_loop and (stored := stored_tile(job, state.store, state.tiles)) is not None:
-        # One read of a local file, no render: sent at once. Not kept in the output cache: reading it
-        # again costs less than the render another answer's entry saves.
-        await send_whole(send, start, stored)
-        return
-    if on_loop:
-        # Let the loop run what is queued first (with uvloop also the sockets ready: accepts, reads),
-        # which a loop rendering back to back would otherwise reach only between batches of renders.
-        await asyncio.sleep(0)
-        body = state.outputs.peek(etag)  # an identical request may have rendered it meanwhile
+    response = await state.renderer.respond(render, job.output.media_type, named)
+    await response(scope, receive, send)
+
+
+async def answer_on_loop(state: AppState, job: DownloadJob, etag: str) -> bytes:
+    """`job`'s answer made on the event loop (an `inline` job not in the output cache): the stored tile
+    that answers it as it is, at once (`downloads.stored_answer`: one read of a local file; not kept
+    in the output cache, reading it again costs less than the render another entry saves); else,
+    after one turn of the loop, the answer an identical request rendered meanwhile or a render, kept
+    in the output cache when its read is at most `CACHED_READ_PIXELS`."""
+    if (stored := stored_answer(job, state.store, state.tiles)) is not None:
+        return stored
+    # Let the loop run what is queued first (with uvloop also the sockets ready: accepts, reads),
+    # which a loop rendering back to back would otherwise reach only between batches of renders.
+    await asyncio.sleep(0)
+    body = state.outputs.peek(etag)
     state.outputs.count(etag, hit=body is not None)
-    if on_loop and body is None:
+    if body is None:
         chunks: list[bytes] = []
-        render(collector(chunks))
+        render_download(job, state.store, state.tiles, collector(chunks))
         body = b"".join(chunks)
         if _read_pixels(job) <= CACHED_READ_PIXELS:
             state.outputs.put(etag, body)
-    if body is not None:
-        await send_whole(send, start, body)
-    else:
-        response = await state.renderer.respond(render, job.output.media_type, named)
-        await response(scope, receive, send)
-
-
-async def send_whole(send: Send, start: Headers, body: bytes) -> None:
-    """A 200 answer of `body` with the `start` headers and its Content-Length."""
-    await send_head(send, 200, [*start, (b"content-length", str(len(body)).encode())], more=True)
-    await send({"type": "http.response.body", "body": body})
+    return body
 
 
 def inline(state: AppState, job: DownloadJob) -> bool:

@@ -68,17 +68,17 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.name = f"file://{root}"
-        #: key -> its validated path: a request opens its file twice (the inline check, the read).
-        self._path = lru_cache(maxsize=4096)(self._resolve)
+        #: key -> its path, checked once (`validate_key`): every request opens its file.
+        self._validated_path = lru_cache(maxsize=4096)(self._path_of)
 
     def open(self, info: ObjectInfo) -> LocalFile:
-        return LocalFile(self._path(info.key), info)
+        return LocalFile(self._validated_path(info.key), info)
 
-    def _resolve(self, key: str) -> Path:
+    def _path_of(self, key: str) -> Path:
         return self.root / validate_key(key)
 
     def stat(self, key: str) -> ObjectInfo:
-        return _info(self.root / validate_key(key), key)
+        return _info(self._validated_path(key), key)
 
     def scratch_root(self) -> Path:
         folder = self.root / SCRATCH
@@ -87,7 +87,7 @@ class LocalStore:
 
     @contextmanager
     def publish(self, key: str, scratch: Path) -> Iterator[Publication]:
-        final = self.root / validate_key(key)
+        final = self._validated_path(key)
         publication = Publication(key, scratch / f"{uuid.uuid4().hex}.part")
         try:
             yield publication
@@ -106,7 +106,7 @@ class LocalStore:
                 yield self.stat(key)
 
     def delete(self, key: str) -> None:
-        (self.root / validate_key(key)).unlink(missing_ok=True)
+        self._validated_path(key).unlink(missing_ok=True)
 
 
 def local_file(path: Path) -> LocalFile:
