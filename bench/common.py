@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
+import numpy as np
+import numpy.typing as npt
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -71,3 +73,9 @@ def median_cpu_ms(stage: Callable[[int], object], count: int) -> float:
         stage(i)
         cpu.append(time.thread_time() - started)
     return statistics.median(cpu) * 1000
+
+
+def psnr(image: npt.NDArray[np.generic], reference: npt.NDArray[np.generic]) -> float:
+    """Peak signal-to-noise ratio of 8-bit samples in dB, rounded to 0.01 (inf when they are equal)."""
+    error = float(np.mean((image.astype(np.float64) - reference.astype(np.float64)) ** 2))
+    return float("inf") if error == 0 else round(10 * np.log10(255**2 / error), 2)

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import simplejpeg
 
 from bench import collection, floor
-from bench.common import write_results
+from bench.common import psnr, write_results
 from bench.workloads import TILE, BenchImage, Request
 from tierserve.core.tiles import TileIndex
 from tierserve.storage import local_file
@@ -95,7 +95,7 @@ def _encode_row(pixels: npt.NDArray[np.uint8], quality: int, samples: int) -> di
         "bytes_accurate": len(accurate),
         "bytes_simplejpeg": len(default),
         "fastdct_same_bytes": fast == default,
-        "encode_psnr_db": _psnr(imagecodecs.jpeg8_decode(accurate), imagecodecs.jpeg8_decode(default)),
+        "encode_psnr_db": psnr(imagecodecs.jpeg8_decode(accurate), imagecodecs.jpeg8_decode(default)),
     }
 
 
@@ -120,7 +120,7 @@ def _decode_row(path: Path, request: Request, samples: int) -> dict[str, Any]:
         "decode_accurate_ms": _cpu_ms(decode_accurate, samples),
         "decode_fast_ms": _cpu_ms(decode_fast, samples),
         "decode_equal": bool(np.array_equal(accurate, np.stack(tifffile_decode()).reshape(accurate.shape))),
-        "decode_psnr_db": _psnr(accurate, np.stack(decode_fast())),
+        "decode_psnr_db": psnr(accurate, np.stack(decode_fast())),
     }
 
 
@@ -132,11 +132,6 @@ def _cpu_ms(work: Callable[[], object], samples: int) -> float:
         work()
         times.append(time.thread_time() - started)
     return round(statistics.median(times) * 1000, 3)
-
-
-def _psnr(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic]) -> float:
-    error = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if error == 0 else round(10 * np.log10(255**2 / error), 2)
 
 
 def _print(rows: list[dict[str, Any]]) -> None:

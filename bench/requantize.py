@@ -27,10 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import imagecodecs
-import numpy as np
-import numpy.typing as npt
 
 from bench import collection, floor
+from bench.common import psnr
 from bench.workloads import Request, standard_workloads
 
 SOURCE = Path(__file__).with_name("requantize.c")
@@ -56,7 +55,7 @@ def main() -> None:
                 started = time.thread_time()
                 way(i)
                 cpu.append(time.thread_time() - started)
-            fidelity = [_psnr(imagecodecs.jpeg8_decode(o), s) for o, s in zip(outputs, stored, strict=True)]
+            fidelity = [psnr(imagecodecs.jpeg8_decode(o), s) for o, s in zip(outputs, stored, strict=True)]
             print(
                 f"{name:32} {statistics.median(cpu) * 1000:6.3f} ms CPU per tile, "
                 f"{statistics.median(map(len, outputs)):8,.0f} bytes, "
@@ -96,11 +95,6 @@ def _compiled(folder: Path) -> Callable[[bytes, int], bytes]:
         return ctypes.string_at(out, size)
 
     return requantize
-
-
-def _psnr(image: npt.NDArray[np.uint8], reference: npt.NDArray[np.uint8]) -> float:
-    error = np.mean((image.astype(np.float64) - reference) ** 2)
-    return float(10 * np.log10(255**2 / error)) if error else float("inf")
 
 
 def _arguments() -> argparse.Namespace:
