@@ -184,16 +184,16 @@ def render_download(job: DownloadJob, store: StoreReader, tiles: TileReader, sin
 
 def stored_answer(job: DownloadJob, store: StoreReader, tiles: TileReader) -> bytes | None:
     """The stored JPEG tile that answers `job` as it is (`TileReader.stored_jpeg`: one read of the tile
-    when its level's tables match the quality), or None; nothing is read unless `may_be_stored(job)`.
+    when its level's tables match the quality), or None; nothing is read unless `_may_be_stored(job)`.
     Storage failures are re-raised naming the image id."""
-    if not (tiles.passthrough and may_be_stored(job)):
+    if not (tiles.passthrough and _may_be_stored(job)):
         return None
     plan = job.spec.plan
     with _naming_the_image(job, store):
         return tiles.stored_jpeg(store.open(job.file), plan.level, plan.box, job.encoding.encoder_quality)
 
 
-def may_be_stored(job: DownloadJob) -> bool:
+def _may_be_stored(job: DownloadJob) -> bool:
     """Whether a stored tile may answer `job`: a JPEG of stored pixels as they are, in one cell of the
     `TILE` grid that ingest writes (the file's own tile size is checked when it is read)."""
     box = job.spec.plan.box
@@ -207,7 +207,7 @@ def entity_tag(job: DownloadJob, tiles: TileReader) -> str:
     the DCT `tiles` decodes 8-bit JPEG tiles with, and whether a stored tile may answer), computed
     without reading pixels or asking the store. Equivalent requests (parameter order, defaults spelt
     out, jpg/jpeg) plan equal jobs, so they share a tag."""
-    stored = tiles.passthrough and may_be_stored(job)
+    stored = tiles.passthrough and _may_be_stored(job)
     planned = (__version__, job.image_id, job.file, job.spec, job.encoding, job.output.name, tiles.jpeg_dct, stored)
     return '"' + hashlib.blake2b(repr(planned).encode(), digest_size=16).hexdigest() + '"'
 
