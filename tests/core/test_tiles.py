@@ -122,6 +122,22 @@ def test_decoded_tiles_equal_the_libvips_and_tifffile_reads(
 
 
 @pytest.mark.parametrize("name", [*JPEG_FILES, "rgb12"])
+@pytest.mark.parametrize(
+    ("level", "box"), [(0, Box(256, 256, 256, 256)), (0, Box(768, 0, 256, 256)), (1, Box(256, 0, 256, 256))]
+)
+def test_a_box_that_is_one_whole_tile_is_its_decoded_tile(
+    files: dict[str, str], opener: Opener, tiles: TileReader, name: str, level: int, box: Box
+) -> None:
+    pyramid = PyramidFile(opener(name), tiles)
+    got = pyramid.read_array(level, box)
+    by_tifffile = tifffile_level(files[name], level)[box.y : box.y + box.height, box.x : box.x + box.width]
+    assert got.shape == by_tifffile.shape and got.dtype == by_tifffile.dtype
+    assert np.array_equal(got, by_tifffile)
+    assert got.flags.c_contiguous
+    assert np.array_equal(pyramid.read(level, box).numpy().reshape(got.shape), got)
+
+
+@pytest.mark.parametrize("name", [*JPEG_FILES, "rgb12"])
 def test_the_fast_dct_decodes_8_bit_jpeg_tiles_close_to_the_accurate_one(
     files: dict[str, str], tiles: TileReader, name: str
 ) -> None:

@@ -261,23 +261,30 @@ class TileReader:
         return index
 
     def read(self, file: StoredFile, level: int, box: Box) -> npt.NDArray[Any]:
-        """The pixels of `box` (level pixels, inside the level) as a C-contiguous (height, width, bands) array."""
+        """The pixels of `box` (level pixels, inside the level) as a C-contiguous (height, width, bands) array;
+        a box that is one whole tile is that tile's decoded array itself (no copy into a canvas; read-only
+        from some decoders)."""
         index = self.index(file)
         tiles = index.levels[level]
         tw, th = tiles.tile_width, tiles.tile_height
+        if box.width == tw and box.height == th and box.x % tw == 0 and box.y % th == 0:
+            tile = box.y // th * tiles.columns + box.x // tw
+            [data] = index.tile_bytes(level, [tile])
+            return np.ascontiguousarray(_decode(tiles, tile, data))
         first_col, first_row = box.x // tw, box.y // th
         last_col, last_row = (box.x + box.width - 1) // tw, (box.y + box.height - 1) // th
         columns = range(first_col, last_col + 1)
         rows = range(first_row, last_row + 1)
         indices = [row * tiles.columns + col for row in rows for col in columns]
-        data = dict(zip(indices, index.tile_bytes(level, indices), strict=True))
+        stored = dict(zip(indices, index.tile_bytes(level, indices), strict=True))
         canvas = np.empty((box.height, box.width, tiles.bands), tiles.dtype)  # contiguous: no copy to encode
 
         def decode_row(row: int) -> None:
             top, bottom = max(box.y, row * th), min(box.y + box.height, (row + 1) * th)
             for col in columns:
                 left, right = max(box.x, col * tw), min(box.x + box.width, (col + 1) * tw)
-                tile = _decode(tiles, row * tiles.columns + col, data)
+                cell = row * tiles.columns + col
+                tile = _decode(tiles, cell, stored[cell])
                 canvas[top - box.y : bottom - box.y, left - box.x : right - box.x] = tile[
                     top - row * th : bottom - row * th, left - col * tw : right - col * tw
                 ]
@@ -332,9 +339,10 @@ class TileReader:
             self._indexes.clear()
 
 
-def _decode(tiles: LevelTiles, index: int, data: dict[int, bytes]) -> npt.NDArray[Any]:
+def _decode(tiles: LevelTiles, index: int, data: bytes) -> npt.NDArray[Any]:
+    """Tile `index` of `tiles`, stored as `data`, as a (tile height, tile width, bands) array."""
     try:
-        return tiles.decode(data[index], index).reshape(tiles.tile_height, tiles.tile_width, tiles.bands)
+        return tiles.decode(data, index).reshape(tiles.tile_height, tiles.tile_width, tiles.bands)
     except Exception as exc:  # simplejpeg raises ValueError, imagecodecs its own error classes per codec
         raise StorageError("stored pyramid could not be decoded") from exc
 
