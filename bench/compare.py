@@ -67,7 +67,7 @@ def main() -> None:
 
     print("codec floor (single thread, decode the tiles touched + encode):", flush=True)
     floors = {
-        w.key: floor.floor_ms(store / requests[w.key][0].image.store_key, requests[w.key][: floor.FLOOR_SAMPLES])
+        w.key: floor.floor_ms(store / requests[w.key][0].image.store_key, floor.floor_sample(requests[w.key]))
         for w in workloads
         if w.floor
     }

@@ -9,6 +9,11 @@ the 2^k x 2^k area average (tierserve's own `tierserve.core.render_array.block_m
 
 prints the floor of each workload of bench.compare `--repeat` times, to tell a floor that a noisy
 moment inflated in a bench.compare run from the machine's.
+
+The floor of a workload is the mean CPU of `FLOOR_SAMPLES` of its requests spread evenly over the
+list wrk replays (`floor_sample`): a server's CPU per request is a mean over that whole list, and the
+cost of a tile varies with what it shows (background tiles cost less), so a median, or the first
+requests of the list alone, would compare a server with a floor of other requests.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from bench import collection
 from bench.workloads import TILE, Request, standard_workloads
 from tierserve.core.render_array import block_mean
 
-#: Requests of each workload whose floor is measured (the median is the floor).
-FLOOR_SAMPLES = 30
+#: Requests of each workload whose floor is measured (the mean is the floor).
+FLOOR_SAMPLES = 200
 
 
 @cache
@@ -97,8 +102,16 @@ def encode(pixels: npt.NDArray[np.uint8], quality: int) -> bytes:
     return bytes(imagecodecs.jpeg8_encode(pixels, level=quality, subsampling="420"))
 
 
+def floor_sample(requests: list[Request], count: int = FLOOR_SAMPLES) -> list[Request]:
+    """`count` of `requests` spread evenly over the list (all of them when there are fewer)."""
+    if len(requests) <= count:
+        return requests
+    return [requests[i * len(requests) // count] for i in range(count)]
+
+
 def floor_ms(path: Path, requests: list[Request]) -> dict[str, float]:
-    """Median CPU milliseconds of decode + encode over `requests` (after one warm-up), and output bytes."""
+    """Mean CPU milliseconds of decode + encode over `requests` (after one warm-up), and the median
+    output bytes."""
     render(path, requests[0])
     cpu, size = [], []
     for request in requests:
@@ -106,7 +119,7 @@ def floor_ms(path: Path, requests: list[Request]) -> dict[str, float]:
         data = encode(render(path, request), request.quality)
         cpu.append(time.thread_time() - started)
         size.append(len(data))
-    return {"cpu_ms": round(statistics.median(cpu) * 1000, 2), "bytes": int(statistics.median(size))}
+    return {"cpu_ms": round(statistics.fmean(cpu) * 1000, 2), "bytes": int(statistics.median(size))}
 
 
 def main() -> None:
@@ -118,7 +131,7 @@ def main() -> None:
     store = args.data_dir / "store"
     for workload in standard_workloads(**collection.ensure(args.data_dir)):
         if workload.floor:
-            requests = workload.requests()[: args.samples]
+            requests = floor_sample(workload.requests(), args.samples)
             path = store / requests[0].image.store_key
             runs = [floor_ms(path, requests)["cpu_ms"] for _ in range(args.repeat)]
             print(f"  {workload.key:24} " + "  ".join(f"{ms:8.2f}" for ms in runs) + " ms", flush=True)
