@@ -11,9 +11,9 @@ prints the floor of each workload of bench.compare `--repeat` times, to tell a f
 moment inflated in a bench.compare run from the machine's.
 
 The floor of a workload is the mean CPU of `FLOOR_SAMPLES` of its requests spread evenly over the
-list wrk replays (`floor_sample`): a server's CPU per request is a mean over that whole list, and the
-cost of a tile varies with what it shows (background tiles cost less), so a median, or the first
-requests of the list alone, would compare a server with a floor of other requests.
+list wrk replays (`floor_sample`): a server's CPU per request is a mean over the requests wrk
+replays, and the cost of a tile varies with what it shows (background tiles cost less), so a median,
+or the first requests of the list alone, would compare a server with a floor of other requests.
 """
 
 from __future__ import annotations

@@ -45,12 +45,13 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="tierserve-perf-") as folder:
                 data = Path(folder) / "perf.data"
                 record = ["perf", "record", "-q", "-F", "999", "-o", str(data), "-p", str(worker)]
-                recording = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                before = cpu_seconds([worker])
-                summary = wrk.run(server.base_url, paths, args.connections, args.seconds)
-                cpu_ms = (cpu_seconds([worker]) - before) * 1000 / max(1, summary["requests"])
-                recording.send_signal(signal.SIGINT)
-                recording.wait(timeout=60)
+                recording = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                try:
+                    before = cpu_seconds([worker])
+                    summary = wrk.run(server.base_url, paths, args.connections, args.seconds)
+                    cpu_ms = (cpu_seconds([worker]) - before) * 1000 / max(1, summary["requests"])
+                finally:
+                    _stop(recording)
                 shares = _shares(data)
             print(f"{key}: {summary['rps']:,.0f} req/s, worker CPU {cpu_ms:.3f} ms per request")
             rest = sum(share for share in shares.values() if share < SHOWN_PERCENT)
@@ -62,15 +63,29 @@ def main() -> None:
         tierserve.stop()
 
 
+def _stop(recording: subprocess.Popen[bytes]) -> None:
+    """Stop `perf record` as Ctrl-C does (it then writes its data); raise with its message if it failed."""
+    recording.send_signal(signal.SIGINT)
+    try:
+        _, message = recording.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        recording.kill()
+        raise SystemExit("perf record did not stop within 60 s") from None
+    if recording.returncode not in (0, -signal.SIGINT):
+        raise SystemExit(f"perf record failed: {message.decode(errors='replace').strip()}")
+
+
 def _shares(data: Path) -> dict[str, float]:
     """Percent of the samples in `data` by shared object, largest first."""
     report = ["perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "dso", "-g", "none"]
-    output = subprocess.run(report, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(report, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"perf report failed: {done.stderr.strip()}")
     shares: dict[str, float] = {}
-    for line in output.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[0].endswith("%") and not line.startswith("#"):
-            shares[fields[1]] = float(fields[0].rstrip("%"))
+    for line in done.stdout.splitlines():
+        share, _, name = line.strip().partition(" ")
+        if share.endswith("%") and name and not line.startswith("#"):
+            shares[name.strip()] = float(share.rstrip("%"))
     return dict(sorted(shares.items(), key=lambda item: -item[1]))
 
 

@@ -109,7 +109,8 @@ class TierServe:
         base = f"http://127.0.0.1:{self.port}"
         _wait_until_up(f"{base}/healthz", self.process)
         deadline = time.monotonic() + 30
-        while len(workers_now := self._workers()) < workers and time.monotonic() < deadline:
+        children_expected = workers if workers > 1 else 0  # one worker: uvicorn serves in its own process
+        while len(workers_now := self._workers()) < children_expected and time.monotonic() < deadline:
             time.sleep(0.2)
         self.server = Server("tierserve", base, [self.process.pid, *workers_now], workers_now)
 

@@ -126,15 +126,65 @@ def test_decoded_tiles_equal_the_libvips_and_tifffile_reads(
     ("level", "box"), [(0, Box(256, 256, 256, 256)), (0, Box(768, 0, 256, 256)), (1, Box(256, 0, 256, 256))]
 )
 def test_a_box_that_is_one_whole_tile_is_its_decoded_tile(
-    files: dict[str, str], opener: Opener, tiles: TileReader, name: str, level: int, box: Box
+    files: dict[str, str], opener: Opener, name: str, level: int, box: Box
 ) -> None:
-    pyramid = PyramidFile(opener(name), tiles)
-    got = pyramid.read_array(level, box)
+    """The decoder's array itself, not a copy into a canvas, with the pixels tifffile and libvips read."""
+    reader = TileReader(1)
+    file = opener(name)
+    decoded = recorded_decodes(reader, file, level)
+    got = reader.read(file, level, box)
+    pyramid = PyramidFile(file, reader)  # held while libvips reads: its images read through its source
+    by_libvips = pyramid.level(level).crop(box.x, box.y, box.width, box.height).numpy()
+    reader.close()
     by_tifffile = tifffile_level(files[name], level)[box.y : box.y + box.height, box.x : box.x + box.width]
-    assert got.shape == by_tifffile.shape and got.dtype == by_tifffile.dtype
+    assert len(decoded) == 1 and np.shares_memory(got, decoded[0])
+    assert got.shape == by_tifffile.shape and got.dtype == by_tifffile.dtype and got.flags.c_contiguous
     assert np.array_equal(got, by_tifffile)
-    assert got.flags.c_contiguous
-    assert np.array_equal(pyramid.read(level, box).numpy().reshape(got.shape), got)
+    assert np.array_equal(got.reshape(by_libvips.shape), by_libvips)
+
+
+@pytest.fixture(scope="module")
+def oblong(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An 8-bit RGB file of 512 x 128 JPEG tiles (libvips, one level)."""
+    path = tmp_path_factory.mktemp("oblong") / "oblong.tif"
+    image = pyvips.Image.new_from_array(slide_pattern(SIZE[1], SIZE[0], seed=8).astype(np.uint8))
+    image.copy(interpretation="srgb").tiffsave(
+        path, tile=True, tile_width=512, tile_height=128, compression="jpeg", Q=75
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("box", "one_tile"),
+    [(Box(512, 128, 512, 128), True), (Box(256, 256, 256, 256), False), (Box(1024, 0, 76, 128), False)],
+)
+def test_one_whole_tile_of_another_size_is_its_decoded_tile(oblong: str, box: Box, one_tile: bool) -> None:
+    """Tiles of 512 x 128: a box that is one of them is its decoded array; a 256 x 256 box across four,
+    and the edge tile the level's edge cuts to 76 x 128, are assembled. All have tifffile's pixels."""
+    reader = TileReader(1)
+    file = local_file(Path(oblong))
+    decoded = recorded_decodes(reader, file, 0)
+    got = reader.read(file, 0, box)
+    reader.close()
+    assert np.array_equal(got, tifffile_level(oblong, 0)[box.y : box.y + box.height, box.x : box.x + box.width])
+    assert any(np.shares_memory(got, tile) for tile in decoded) is one_tile
+
+
+def recorded_decodes(reader: TileReader, file: StoredFile, level: int) -> list[npt.NDArray[Any]]:
+    """The arrays `reader`'s decoder returns for tiles of `level` of `file` from now on, in order."""
+    index = reader.index(file)
+    tiles = index.levels[level]
+    decode_tile = tiles.decode
+    decoded: list[npt.NDArray[Any]] = []
+
+    def recording(data: bytes, tile: int) -> npt.NDArray[Any]:
+        decoded.append(decode_tile(data, tile))
+        return decoded[-1]
+
+    index.levels = tuple(
+        dataclasses.replace(tiles, decode=recording) if n == level else t for n, t in enumerate(index.levels)
+    )
+    return decoded
 
 
 @pytest.mark.parametrize("name", [*JPEG_FILES, "rgb12"])

@@ -67,7 +67,8 @@ class PyramidFile:
         return image.copy(interpretation=_INTERPRETATIONS.get((str(image.format), image.bands), "multiband"))
 
     def read_array(self, n: int, box: Box) -> npt.NDArray[Any]:
-        """A small `box` of level `n` as a C-contiguous (height, width, bands) array, decoded tile by tile."""
+        """A small `box` of level `n` as a C-contiguous (height, width, bands) array, decoded tile by tile
+        (a box that is one whole tile: that tile's decoded array, possibly read-only)."""
         if not is_small(box):
             raise ValueError(f"{box.width}x{box.height} exceeds SMALL_READ_PIXELS={SMALL_READ_PIXELS}")
         return self._tiles.read(self.file, n, box)

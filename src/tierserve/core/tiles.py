@@ -1,15 +1,15 @@
 """Reading small boxes of a stored level by decoding exactly the tiles that hold them.
 
 For a few tiles, setting up a libvips pipeline over libtiff costs more than the decoding itself
-(docs/performance.md). This path fetches the bytes of every touched tile in one `read_ranges`
-call on the stored file (one round of ranged GETs on an object store), decodes them and pastes them
-into a NumPy array. 8-bit YCbCr and grey JPEG tiles are decoded by simplejpeg (libjpeg-turbo, the
-file's JPEG tables spliced in front of each abbreviated tile) with the accurate inverse DCT, the
-pixels libvips decodes, or the fast one (`JpegDct`); every other tile (deflate, as deeper data is
-stored) by tifffile through imagecodecs. Both release the GIL while decoding. Boxes that libvips
-streams (`core.pyramid`) are always decoded with the accurate DCT. A box that is exactly one whole
-8-bit YCbCr JPEG tile may instead be handed on as the tile's stream, undecoded (`stored_jpeg`,
-`core.stored_jpeg`).
+(docs/performance.md). This path fetches the bytes of every touched tile in one `read_ranges` call
+on the stored file (one round of ranged GETs on an object store), decodes them and pastes them into
+a NumPy array (a box that is one whole tile: that tile's decoded array, possibly read-only). 8-bit
+YCbCr and grey JPEG tiles are decoded by simplejpeg (libjpeg-turbo, the file's JPEG tables spliced
+in front of each abbreviated tile) with the accurate inverse DCT, the pixels libvips decodes, or the
+fast one (`JpegDct`); every other tile (deflate, as deeper data is stored) by tifffile through
+imagecodecs. Both release the GIL while decoding. Boxes that libvips streams (`core.pyramid`) are
+always decoded with the accurate DCT. A box that is exactly one whole 8-bit YCbCr JPEG tile may
+instead be handed on as the tile's stream, undecoded (`stored_jpeg`, `core.stored_jpeg`).
 
 A `TileReader` belongs to one worker process (the app state holds it and closes it). It keeps the
 parsed tile tables of recently read files, keyed by key and version, and the header bytes read while
@@ -81,6 +81,14 @@ class LevelTiles:
     @property
     def columns(self) -> int:
         return -(-self.width // self.tile_width)
+
+    def whole_tile(self, box: Box) -> int | None:
+        """The index of the tile that is exactly `box` (level pixels), or None when `box` is not one whole
+        tile (edge tiles cut by the level's edge never are)."""
+        tw, th = self.tile_width, self.tile_height
+        if (box.width, box.height) != (tw, th) or box.x % tw or box.y % th:
+            return None
+        return box.y // th * self.columns + box.x // tw
 
     def jpeg_stream(self, data: bytes) -> bytes:
         """The whole JPEG stream of an 8-bit JPEG tile stored as `data`."""
@@ -266,11 +274,11 @@ class TileReader:
         from some decoders)."""
         index = self.index(file)
         tiles = index.levels[level]
-        tw, th = tiles.tile_width, tiles.tile_height
-        if box.width == tw and box.height == th and box.x % tw == 0 and box.y % th == 0:
-            tile = box.y // th * tiles.columns + box.x // tw
+        if (tile := tiles.whole_tile(box)) is not None:
             [data] = index.tile_bytes(level, [tile])
-            return np.ascontiguousarray(_decode(tiles, tile, data))
+            with self._counted():
+                return np.ascontiguousarray(_decode(tiles, tile, data))
+        tw, th = tiles.tile_width, tiles.tile_height
         first_col, first_row = box.x // tw, box.y // th
         last_col, last_row = (box.x + box.width - 1) // tw, (box.y + box.height - 1) // th
         columns = range(first_col, last_col + 1)
@@ -305,15 +313,13 @@ class TileReader:
             return None
         index = self.index(file)
         tiles = index.levels[level]
-        tw, th = tiles.tile_width, tiles.tile_height
-        if (box.width, box.height) != (tw, th) or box.x % tw or box.y % th:
+        tile = tiles.whole_tile(box)
+        if tile is None or index.level_tables(level) != quantization_tables(quality):
             return None
-        if index.level_tables(level) != quantization_tables(quality):
-            return None
-        [data] = index.tile_bytes(level, [box.y // th * tiles.columns + box.x // tw])
+        [data] = index.tile_bytes(level, [tile])
         stream = tiles.jpeg_stream(data)
         header = read_header(stream)
-        return stream if header is not None and header.answers(tw, th, quality) else None
+        return stream if header is not None and header.answers(tiles.tile_width, tiles.tile_height, quality) else None
 
     def header_blocks(self, file: StoredFile) -> dict[int, bytes]:
         """The header blocks of `file` read while parsing its tile tables (parses it if needed)."""
