@@ -16,8 +16,9 @@ in the RSS figures). The IIIF workloads ask both servers through IIIF Image API
 2 at quality 75 (tierserve's TIERSERVE_IIIF_JPEG_QUALITY=75).
 
 Prints one table (req/s, p50/p99 ms per server, throughput ratio, bytes per response, CPU ms per
-request, and tierserve's CPU over the single-thread codec floor), then the whole-image stream
-(workload 5), and writes the same as JSON under bench/results/.
+request, and tierserve's CPU over the single-thread codec floor, `bench.floor`, measured right before
+and right after each workload's runs, their mean: the machine's speed drifts over minutes), then the
+whole-image stream (workload 5), and writes the same as JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from bench.servers import (
     memory_mib,
     reset_peak_rss,
 )
-from bench.workloads import BenchImage, Request, standard_workloads
+from bench.workloads import BenchImage, Request, Workload, standard_workloads
 
 #: tierserve's output cache off, as IIPImage's tile cache is, except in the `cached` workloads.
 UNCACHED = {"TIERSERVE_OUTPUT_CACHE_BYTES": "0"}
@@ -64,15 +65,6 @@ def main() -> None:
     requests = {w.key: w.requests() for w in workloads}
     _warm_page_cache(store, images.values())
     results: dict[str, Any] = {"machine": _machine(args), "workloads": {}}
-
-    print("codec floor (single thread, decode the tiles touched + encode):", flush=True)
-    floors = {
-        w.key: floor.floor_ms(store / requests[w.key][0].image.store_key, floor.floor_sample(requests[w.key]))
-        for w in workloads
-        if w.floor
-    }
-    for key, value in floors.items():
-        print(f"  {key:24} {value['cpu_ms']:8.2f} ms  {value['bytes']:>9} bytes", flush=True)
 
     settings = {**BENCH_SETTINGS, **dict(args.tierserve_env)}
     tierserve = TierServe(args.data_dir, args.workers, {**settings, **UNCACHED})
@@ -94,23 +86,13 @@ def main() -> None:
             active = servers if workload.iipimage else servers[:1]
             paths = {s.name: [_path(s, r) for r in requests[workload.key]] for s in active}
             sizes = {s.name: _check(s, requests[workload.key][:5]) for s in active}
-            rows = {}
-            for connections in args.connections:
-                runs: dict[str, list[tuple[dict[str, float], float]]] = {s.name: [] for s in active}
-                for server in active:
-                    wrk.run(server.base_url, paths[server.name], connections, args.warmup)
-                for _ in range(args.rounds):
-                    for server in active:
-                        before = server.cpu()
-                        summary = wrk.run(server.base_url, paths[server.name], connections, args.seconds)
-                        runs[server.name].append((summary, server.cpu() - before))
-                rows[connections] = _row(runs, sizes, floors.get(workload.key))
-                print(_format_row(workload.key, connections, rows[connections], floors.get(workload.key)), flush=True)
-            results["workloads"][workload.key] = {
-                "title": workload.title,
-                "floor": floors.get(workload.key),
-                "by_connections": rows,
-            }
+            floor_before = _floor(store, workload, requests[workload.key])
+            measured = {c: _measure(active, paths, c, args) for c in args.connections}
+            floor_value = _bracketed(floor_before, _floor(store, workload, requests[workload.key]))
+            rows = {c: _row(runs, sizes, floor_value) for c, runs in measured.items()}
+            for connections, row in rows.items():
+                print(_format_row(workload.key, connections, row, floor_value), flush=True)
+            results["workloads"][workload.key] = {"title": workload.title, "floor": floor_value, "by_connections": rows}
         if full_resolution:
             after_load = _full_resolution(images["large"], servers, args.full_runs)
             results["workloads"]["5-whole-full-res"] = _full_resolution_result(
@@ -121,6 +103,38 @@ def main() -> None:
         iipimage.stop()
     _print_table(results)
     print(f"written {write_results('compare', results)}")
+
+
+def _measure(
+    active: list[Server], paths: dict[str, list[str]], connections: int, args: argparse.Namespace
+) -> dict[str, list[tuple[dict[str, float], float]]]:
+    """wrk's summary and the server's CPU seconds of each run, by server: a warm-up run each, then
+    `args.rounds` rounds alternating the servers."""
+    runs: dict[str, list[tuple[dict[str, float], float]]] = {s.name: [] for s in active}
+    for server in active:
+        wrk.run(server.base_url, paths[server.name], connections, args.warmup)
+    for _ in range(args.rounds):
+        for server in active:
+            before = server.cpu()
+            summary = wrk.run(server.base_url, paths[server.name], connections, args.seconds)
+            runs[server.name].append((summary, server.cpu() - before))
+    return runs
+
+
+def _floor(store: Path, workload: Workload, requests: list[Request]) -> dict[str, float] | None:
+    """The workload's codec floor now (`bench.floor`), or None for a workload without one."""
+    if not workload.floor:
+        return None
+    return floor.floor_ms(store / requests[0].image.store_key, floor.floor_sample(requests))
+
+
+def _bracketed(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
+    """The floor measured right before and right after a workload's runs: their mean as "cpu_ms", both
+    kept (the machine's speed drifts over minutes)."""
+    if before is None or after is None:
+        return None
+    mean = round((before["cpu_ms"] + after["cpu_ms"]) / 2, 3)
+    return {"cpu_ms": mean, "bytes": before["bytes"], "before_ms": before["cpu_ms"], "after_ms": after["cpu_ms"]}
 
 
 def _arguments() -> argparse.Namespace:
