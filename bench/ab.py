@@ -19,11 +19,10 @@ import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import collection, wrk
-from bench.common import assignment, write_results
+from bench.common import assignment, collection_parser, write_results
 from bench.servers import BENCH_SETTINGS, Server, TierServe, cpu_seconds, memory_mib
 from bench.workloads import standard_workloads
 
@@ -107,8 +106,7 @@ def _format(key: str, connections: int, row: dict[str, Any]) -> str:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes of each server")
     for name in ("a", "b"):
         parser.add_argument(

@@ -19,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import collection
+from bench.common import collection_parser
 from bench.workloads import standard_workloads
 
 MODES = {
@@ -110,8 +110,7 @@ def _passed(args: argparse.Namespace) -> list[str]:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--measure", help=argparse.SUPPRESS)

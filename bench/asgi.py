@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import collection
+from bench.common import collection_parser
 from bench.servers import BENCH_SETTINGS
 from bench.workloads import standard_workloads
 from tierserve.api.app import create_app
@@ -105,8 +105,7 @@ async def _call(app: Any, path: str) -> None:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--only", nargs="+", default=["6-tiles", "7-iiif-tiles"], help="workload keys")
     parser.add_argument("--requests", type=int, default=400, help="request paths per workload")
     parser.add_argument("--rounds", type=int, default=5, help="measured passes; the best is printed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -17,6 +18,16 @@ import numpy as np
 import numpy.typing as npt
 
 RESULTS = Path(__file__).parent / "results"
+#: Where bench.collection builds the benchmark collection of bench.compare, unless `--data-dir` says otherwise.
+BENCH_DATA_DIR = Path("/var/tmp/tierserve-bench")
+
+
+def collection_parser(description: str | None) -> argparse.ArgumentParser:
+    """An argument parser for a benchmark on the benchmark collection: `description` (the script's
+    docstring) shown as written, and `--data-dir` (default `BENCH_DATA_DIR`)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=BENCH_DATA_DIR, help="the benchmark collection")
+    return parser
 
 
 def free_port() -> int:

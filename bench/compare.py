@@ -36,7 +36,7 @@ import httpx2
 import pyvips
 
 from bench import collection, floor, wrk
-from bench.common import assignment, write_results
+from bench.common import BENCH_DATA_DIR, assignment, write_results
 from bench.servers import (
     BENCH_SETTINGS,
     IIPIMAGE_DEFAULT_CACHE_MB,
@@ -142,7 +142,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("/var/tmp/tierserve-bench"),
+        default=BENCH_DATA_DIR,
         help="benchmark collection (IIPImage runs as www-data: every folder on the path must be world-readable)",
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes of each server")

@@ -34,7 +34,7 @@ import numpy.typing as npt
 import simplejpeg
 
 from bench import collection, floor
-from bench.common import psnr, write_results
+from bench.common import collection_parser, psnr, write_results
 from bench.workloads import TILE, BenchImage, Request
 from tierserve.core.tiles import TileIndex
 from tierserve.storage import local_file
@@ -150,8 +150,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--samples", type=int, default=40, help="timed runs per measurement")
     return parser.parse_args()
 

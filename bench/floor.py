@@ -18,7 +18,6 @@ or the first requests of the list alone, would compare a server with a floor of 
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -32,6 +31,7 @@ import numpy.typing as npt
 import tifffile
 
 from bench import collection
+from bench.common import collection_parser
 from bench.workloads import TILE, Request, standard_workloads
 from tierserve.core.render_array import block_mean
 
@@ -123,8 +123,7 @@ def floor_ms(path: Path, requests: list[Request]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--samples", type=int, default=FLOOR_SAMPLES, help="requests per workload")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

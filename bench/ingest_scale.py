@@ -42,7 +42,7 @@ from typing import Any
 
 import pyvips
 
-from bench.common import assignment, write_results
+from bench.common import BENCH_DATA_DIR, assignment, write_results
 from tierserve.demo.synth import ish_section
 
 POLL_SECONDS = 0.2
@@ -347,7 +347,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--sources",
         type=Path,
-        default=Path("/var/tmp/tierserve-bench/ingest-sources"),
+        default=BENCH_DATA_DIR / "ingest-sources",
         help="folder of the synthetic sources and manifest (written once, reused)",
     )
     parser.add_argument(

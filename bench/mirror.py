@@ -14,7 +14,6 @@ need at least). Writes the runs as JSON under bench/results/.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import collection
-from bench.common import write_results
+from bench.common import collection_parser, write_results
 from bench.servers import TierServe
 from tierserve.db.database import Database
 from tierserve.db.models import SubImage
@@ -79,8 +78,7 @@ def pixels(data_dir: Path) -> tuple[int, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--data-set", type=int, action="append", help="data sets to mirror (default: both)")
     parser.add_argument("--region-size", type=int, default=2048)
     args = parser.parse_args()

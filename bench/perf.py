@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bench import collection, wrk
+from bench.common import collection_parser
 from bench.servers import BENCH_SETTINGS, TierServe, cpu_seconds
 from bench.workloads import standard_workloads
 
@@ -90,8 +91,7 @@ def _shares(data: Path) -> dict[str, float]:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--only", nargs="+", default=["6-tiles"], help="workload keys")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=5, help="length of the sampled wrk run")

@@ -29,7 +29,7 @@ from pathlib import Path
 import imagecodecs
 
 from bench import collection, floor
-from bench.common import psnr
+from bench.common import collection_parser, psnr
 from bench.workloads import Request, standard_workloads
 
 SOURCE = Path(__file__).with_name("requantize.c")
@@ -98,8 +98,7 @@ def _compiled(folder: Path) -> Callable[[bytes, int], bytes]:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--quality", type=int, default=75, help="quality of the outputs")
     parser.add_argument("--samples", type=int, default=200, help="tiles of workload 6-tiles")
     return parser.parse_args()

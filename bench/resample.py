@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 from bench import collection
-from bench.common import median_cpu_ms
+from bench.common import collection_parser, median_cpu_ms
 from tierserve.api.params import parse_display_options
 from tierserve.api.state import AppState
 from tierserve.core import area_kernel
@@ -76,8 +75,7 @@ def _resample(job: DownloadJob) -> Resample:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--samples", type=int, default=100, help="thumbnails timed")
     parser.add_argument("--numpy", action="store_true", help="average with NumPy, as where area.c was not built")
     return parser.parse_args()

@@ -21,7 +21,7 @@ from typing import Any
 import httpx2
 
 from bench import collection, floor, wrk
-from bench.common import median_cpu_ms
+from bench.common import collection_parser, median_cpu_ms
 from bench.servers import BENCH_SETTINGS, TierServe
 from bench.workloads import Request, standard_workloads
 from tierserve.core.encode import Encoding, encode_jpeg_array
@@ -113,8 +113,7 @@ def _replayed(
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"))
+    parser = collection_parser(__doc__)
     parser.add_argument("--samples", type=int, default=60, help="requests per workload in process")
     parser.add_argument("--seconds", type=int, default=8, help="length of each measured wrk run")
     return parser.parse_args()

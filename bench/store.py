@@ -56,7 +56,7 @@ import pyvips
 import tifffile
 
 from bench import collection
-from bench.common import free_port, memory_kib, write_results
+from bench.common import collection_parser, free_port, memory_kib, write_results
 from bench.servers import BENCH_SETTINGS, reset_peak_rss
 from bench.workloads import BenchImage, Request, Workload, standard_workloads
 from tierserve.core.tiers import Box, plan_read, resolve_window
@@ -119,8 +119,7 @@ def main() -> None:
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=Path("/var/tmp/tierserve-bench"), help="benchmark collection")
+    parser = collection_parser(__doc__)
     parser.add_argument("--rtt", type=float, default=0.02, help="seconds added to every store request (default 0.02)")
     parser.add_argument("--warm", type=int, default=10, help="warm requests counted per workload")
     parser.add_argument("--cold", type=int, default=3, help="cold requests (each on a fresh server) per workload")
