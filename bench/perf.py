@@ -39,7 +39,7 @@ def main() -> None:
     tierserve = TierServe(args.data_dir, 1, {**BENCH_SETTINGS, "TIERSERVE_OUTPUT_CACHE_BYTES": "0"})
     try:
         server = tierserve.server
-        worker = server.workers[0] if server.workers else tierserve.process.pid
+        worker = server.workers[0]
         for key in args.only:
             paths = [r.tierserve_path() for r in workloads[key].requests()]
             wrk.run(server.base_url, paths, args.connections, 2)

@@ -112,7 +112,9 @@ class TierServe:
         children_expected = workers if workers > 1 else 0  # one worker: uvicorn serves in its own process
         while len(workers_now := self._workers()) < children_expected and time.monotonic() < deadline:
             time.sleep(0.2)
-        self.server = Server("tierserve", base, [self.process.pid, *workers_now], workers_now)
+        # one worker: the process started serves, and is the worker whose CPU and RSS are read
+        serving = workers_now if workers > 1 else [self.process.pid]
+        self.server = Server("tierserve", base, sorted({self.process.pid, *workers_now}), serving)
 
     def _workers(self) -> list[int]:
         return [pid for pid in children(self.process.pid) if "resource_tracker" not in _cmdline(pid)]
