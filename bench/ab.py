@@ -32,15 +32,17 @@ def main() -> None:
     images = collection.ensure(args.data_dir)
     workloads = [w for w in standard_workloads(**images) if w.key in args.only]
     configs = {"A": dict(args.a), "B": dict(args.b)}
-    running = {name: TierServe(args.data_dir, args.workers, {**BENCH_SETTINGS, **env}) for name, env in configs.items()}
-    servers = {name: tierserve.server for name, tierserve in running.items()}
-    results: dict[str, Any] = {
-        "configs": configs,
-        "started_rss_mib": {name: _largest_rss(server) for name, server in servers.items()},
-        "workloads": {},
-    }
-    print(f"A: {configs['A']}  B: {configs['B']}  workers started at {results['started_rss_mib']} MiB", flush=True)
-    try:
+    running: dict[str, TierServe] = {}
+    try:  # servers stopped whatever fails, their start included
+        for name, env in configs.items():
+            running[name] = TierServe(args.data_dir, args.workers, {**BENCH_SETTINGS, **env})
+        servers = {name: tierserve.server for name, tierserve in running.items()}
+        results: dict[str, Any] = {
+            "configs": configs,
+            "started_rss_mib": {name: _largest_rss(server) for name, server in servers.items()},
+            "workloads": {},
+        }
+        print(f"A: {configs['A']}  B: {configs['B']}  workers started at {results['started_rss_mib']} MiB", flush=True)
         for workload in workloads:
             paths = [request.tierserve_path() for request in workload.requests()]
             rows = {}

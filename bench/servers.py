@@ -107,7 +107,11 @@ class TierServe:
             command += ["--no-access-log", "tierserve.api.app:create_app"]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{self.port}"
-        _wait_until_up(f"{base}/healthz", self.process)
+        try:
+            _wait_until_up(f"{base}/healthz", self.process)
+        except BaseException:
+            self.stop()  # a server that never answered is not left running
+            raise
         deadline = time.monotonic() + 30
         children_expected = workers if workers > 1 else 0  # one worker: uvicorn serves in its own process
         while len(workers_now := self._workers()) < children_expected and time.monotonic() < deadline:
