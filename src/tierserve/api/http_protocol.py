@@ -77,6 +77,53 @@ class _Refused(Exception):
         self.limit = limit
 
 
+class CoalescingWriter:
+    """A connection's transport with writes held until the end of the event loop's turn, so that a
+    response's head and the body sent right after it (a whole response: `http.response.start`, then
+    its body) leave in one system call and one TCP segment instead of two.
+
+    The protocol and its request cycles all write through it, so bytes keep their order: what is held
+    is written before the connection closes, by a callback scheduled when the first of it was held
+    (the next turn of the loop), and dropped when the connection is lost. Everything else is the
+    transport's."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        """Hold `data` (a copy when it is not immutable bytes: a caller may reuse its buffer)."""
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data if type(data) is bytes else bytes(data))
+
+    def flush(self) -> None:
+        """Write what is held in one system call; nothing when it has been written or dropped."""
+        if self._held:
+            held, self._held = self._held, []
+            if len(held) == 1:
+                self._transport.write(held[0])
+            else:
+                self._transport.writelines(held)
+
+    def discard(self) -> None:
+        """Drop what is held (the connection is gone)."""
+        self._held = []
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` enforcing `HeadLimits` (module docstring)."""
 
@@ -95,11 +142,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._writer = CoalescingWriter(transport, self.loop)
+        self.transport = self._writer  # type: ignore[assignment]  # every write goes through it
         if self._share is not None:
             self._share.opened()
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._writer.discard()
         self._cancel_idle_timer()
         if self._share is not None:
             self._share.closed(self._leaving)
