@@ -203,4 +203,7 @@ def test_endpoints_take_ids_of_their_model(http: httpx2.Client) -> None:
 def test_image_download_and_section_image_download_are_identical(http: httpx2.Client) -> None:
     a = http.get("/api/v2/section_image_download/2001?downsample=2&left=100&top=100&width=64&height=64")
     b = http.get("/api/v2/image_download/2001?downsample=2&left=100&top=100&width=64&height=64")
+    assert (a.status_code, b.status_code) == (200, 200)
+    assert a.headers["content-type"] == b.headers["content-type"] == "image/jpeg"
+    assert decode_jpeg(a.content).shape == (64, 64, 3)
     assert a.content == b.content

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Collection
 from tierserve.api.app import create_app
+from tierserve.api.params import parse_options
+from tierserve.core.tiers import Box
+from tierserve.db.database import Database
+from tierserve.db.repository import load_image
+from tierserve.downloads import DownloadJob, plan_download
+from tierserve.errors import LimitExceeded
+from tierserve.settings import Settings
 
 
 def client_with(collection: Collection, **limits: object) -> TestClient:
@@ -36,7 +46,24 @@ def test_query_length_limit(collection: Collection) -> None:
 
 
 def test_default_limits_allow_a_whole_180_megapixel_section(collection: Collection) -> None:
-    assert collection.settings.max_output_pixels >= 180_000_000
+    """Planned with the default settings' limit, the whole of a 16000 x 11250 section at full resolution
+    is one output of 180 Mpx; twice its width is refused naming the limit."""
+    database = Database(collection.settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            stored = load_image(session, 2001)
+    finally:
+        database.dispose()
+    limit = Settings.model_fields["max_output_pixels"].default
+
+    def whole(width: int, height: int) -> DownloadJob:
+        record = replace(stored, image_width=width, image_height=height, section=Box(0, 0, width, height), tier_count=8)
+        return plan_download(record, parse_options([]), limit)
+
+    output = whole(16000, 11250).spec.plan.output
+    assert (output.width, output.height) == (16000, 11250)
+    with pytest.raises(LimitExceeded, match="exceeds max_output_pixels"):
+        whole(32000, 11250)
 
 
 def test_cors_and_cache_headers(client: TestClient) -> None:

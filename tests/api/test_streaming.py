@@ -13,7 +13,6 @@ from starlette.responses import Response, StreamingResponse
 
 from tests.images import decode_jpeg
 from tierserve.api import streaming
-from tierserve.api.heap import release_free_heap
 from tierserve.api.streaming import Renderer
 from tierserve.core.encode import Sink
 from tierserve.errors import StorageError, Unavailable
@@ -162,10 +161,6 @@ def test_a_render_past_its_deadline_is_503() -> None:
 
     with pytest.raises(Unavailable, match="render_deadline"):
         asyncio.run(Renderer(1, 1, 5.0, 0.3).respond(silent, "image/jpeg", {}))
-
-
-def test_the_default_on_quiet_gives_the_free_heap_back() -> None:
-    assert Renderer(1, 1, 5.0, 30.0).on_quiet is release_free_heap
 
 
 def test_a_quiet_renderer_gives_its_free_heap_back_once() -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import pyvips
 import yaml
 
+from tierserve.demo import synth
+
 MANIFEST_NAME = "manifest.yaml"
 
 ISH_DATA_SET = 69750000
@@ -76,10 +78,13 @@ class DemoPlan:
         return self.directory / MANIFEST_NAME
 
 
-def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = None) -> Path:
-    """Write the demo's source images and manifest under `plan.directory` (once); return the manifest."""
-    from tierserve.demo import synth
+#: Writes one source image under the plan's folder (once) and returns its file name.
+Save = Callable[[pyvips.Image, str], str]
 
+
+def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = None) -> Path:
+    """Write the demo's source images and manifest under `plan.directory` (once); return the manifest.
+    `on_file` is told each source's file name as it is written (or found already written)."""
     if plan.manifest_path.exists():
         return plan.manifest_path
     plan.directory.mkdir(parents=True, exist_ok=True)
@@ -94,11 +99,21 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
             on_file(name)
         return name
 
-    ish_images: list[dict[str, Any]] = []
+    ish = [*_ish_entries(plan, save), _sub_image_entry(plan, save)]
+    manifest = _manifest(ish, _connectivity_entries(plan, save), _atlas_plate_entries(plan, save))
+    scratch = plan.manifest_path.with_suffix(".part")
+    scratch.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    scratch.replace(plan.manifest_path)
+    return plan.manifest_path
+
+
+def _ish_entries(plan: DemoPlan, save: Save) -> list[dict[str, Any]]:
+    """The ISH sections (`ISH_IMAGES`) with their expression masks; the first is a TIFF, the rest JPEGs."""
+    entries = []
     for n, (image_id, w, h) in enumerate(ISH_IMAGES):
         slide, mask = synth.ish_section(*plan.size(w, h), seed=10 + n)
         kind = "tif" if n == 0 else "jpg"
-        ish_images.append(
+        entries.append(
             {
                 "id": image_id,
                 "section_number": 40 + 8 * n,
@@ -107,30 +122,36 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
                 "layers": [{"kind": "expression", "source": save(mask, f"ish-{image_id}-expression.png")}],
             }
         )
+    return entries
+
+
+def _sub_image_entry(plan: DemoPlan, save: Save) -> dict[str, Any]:
+    """The ISH section that is a rectangle (`ISH_SUB_IMAGE`, scaled; in scan pixels) of a larger scan."""
     sub_id, scan, (x, y, w, h) = ISH_SUB_IMAGE
     scan_w, scan_h = plan.size(*scan)
     sx, sy = round(x * plan.scale), round(y * plan.scale)
     sw = max(1, min(round(w * plan.scale), scan_w - sx))
     sh = max(1, min(round(h * plan.scale), scan_h - sy))
     slide, mask = synth.ish_section(scan_w, scan_h, seed=30, section=(sx, sy, sw, sh))
-    ish_images.append(
-        {
-            "id": sub_id,
-            "section_number": 90,
-            "resolution": 1.049,
-            "x": sx,
-            "y": sy,
-            "width": sw,
-            "height": sh,
-            "source": save(slide, f"ish-{sub_id}-scan.tif"),
-            "layers": [{"kind": "expression", "source": save(mask, f"ish-{sub_id}-scan-expression.tif")}],
-        }
-    )
+    return {
+        "id": sub_id,
+        "section_number": 90,
+        "resolution": 1.049,
+        "x": sx,
+        "y": sy,
+        "width": sw,
+        "height": sh,
+        "source": save(slide, f"ish-{sub_id}-scan.tif"),
+        "layers": [{"kind": "expression", "source": save(mask, f"ish-{sub_id}-scan-expression.tif")}],
+    }
 
-    connectivity: list[dict[str, Any]] = []
+
+def _connectivity_entries(plan: DemoPlan, save: Save) -> list[dict[str, Any]]:
+    """The 12-bit 3-channel fluorescence sections (`CONNECTIVITY_IMAGES`) with their projection masks."""
+    entries = []
     for n, (image_id, w, h) in enumerate(CONNECTIVITY_IMAGES):
         image, projection = synth.fluorescence_section(*plan.size(w, h), seed=50 + n)
-        connectivity.append(
+        entries.append(
             {
                 "id": image_id,
                 "section_number": 60 + 10 * n,
@@ -145,8 +166,12 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
                 ],
             }
         )
+    return entries
 
-    plates: list[dict[str, Any]] = []
+
+def _atlas_plate_entries(plan: DemoPlan, save: Save) -> list[dict[str, Any]]:
+    """The Nissl-like atlas plates (`ATLAS_IMAGES`), each annotated for every atlas of `ATLASES`."""
+    entries = []
     for n, (image_id, w, h) in enumerate(ATLAS_IMAGES):
         size = plan.size(w, h)
         layers = [
@@ -160,7 +185,7 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
             }
             for k, atlas in enumerate(ATLASES)
         ]
-        plates.append(
+        entries.append(
             {
                 "id": image_id,
                 "section_number": 20 + 10 * n,
@@ -169,8 +194,14 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
                 "layers": layers,
             }
         )
+    return entries
 
-    manifest = {
+
+def _manifest(
+    ish: list[dict[str, Any]], connectivity: list[dict[str, Any]], plates: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The demo's manifest (docs/manifest.md) over the image entries of its three data sets."""
+    return {
         "version": 1,
         "quality": 90,
         "atlases": list(ATLASES),
@@ -181,7 +212,7 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
                 "expression": True,
                 "plane_of_section_id": 2,
                 "section_thickness": 25.0,
-                "images": ish_images,
+                "images": ish,
             },
             {
                 "id": CONNECTIVITY_DATA_SET,
@@ -204,10 +235,6 @@ def build_demo_sources(plan: DemoPlan, on_file: Callable[[str], None] | None = N
             },
         ],
     }
-    scratch = plan.manifest_path.with_suffix(".part")
-    scratch.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
-    scratch.replace(plan.manifest_path)
-    return plan.manifest_path
 
 
 def _save(image: pyvips.Image, path: Path, suffix: str) -> None:

@@ -1,4 +1,4 @@
-"""A store in memory: the test double of the storage seam (tests inject faults by subclassing it)."""
+"""A store in memory: the test double of the storage seam, read as a remote store is (no local path)."""
 
 from __future__ import annotations
 
