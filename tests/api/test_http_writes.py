@@ -1,4 +1,4 @@
-"""A connection's writes are held to the end of the event loop's turn and leave together, in order.
+"""A response's head leaves with its first body bytes in one write, and a connection's bytes keep their order.
 
 `CoalescingWriter` on real transports (a socket pair, on asyncio's loop and on uvloop's, which
 `tierserve serve` runs), then tierserve's protocol in a real uvicorn server on loopback.
@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 import uvloop
 
 from tests.api.test_http_limits import TILE, _request
-from tests.conftest import Collection, running_server
+from tests.conftest import Collection, bounded_config, free_port
+from tierserve.api.app import create_app
 from tierserve.api.http_protocol import CoalescingWriter
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n"
@@ -40,75 +44,124 @@ def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, None]],
     return run_on_loop
 
 
-async def _writer_and_peer() -> tuple[CoalescingWriter, socket.socket]:
-    """A writer over a real transport on one end of a socket pair, and the other end (non-blocking)."""
+class Recording:
+    """A real transport that records the writes it is asked for."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.calls: list[tuple[str, bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", bytes(data)))
+        self.transport.write(data)
+
+    def writelines(self, items: list[bytes]) -> None:
+        self.calls.append(("writelines", b"|".join(items)))
+        self.transport.writelines(items)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+async def _writer_and_peer() -> tuple[CoalescingWriter, Recording, socket.socket]:
+    """A writer over a real transport on one end of a socket pair (its writes recorded), and the other
+    end (non-blocking)."""
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
-    return CoalescingWriter(transport, loop), theirs  # type: ignore[arg-type]
+    recording = Recording(transport)  # type: ignore[arg-type]
+    return CoalescingWriter(recording, loop), recording, theirs  # type: ignore[arg-type]
 
 
-def _nothing_yet(peer: socket.socket) -> bool:
+def _received(peer: socket.socket) -> bytes:
+    """What the peer can read now (b"" when nothing has arrived)."""
     try:
-        peer.recv(65536)
+        return peer.recv(65536)
     except BlockingIOError:
-        return True
-    return False
+        return b""
 
 
-def test_a_head_and_its_body_leave_together_at_the_end_of_the_turn(run: Callable[..., None]) -> None:
+def test_a_head_leaves_with_the_first_body_bytes_in_one_call(run: Callable[..., None]) -> None:
     async def scenario() -> None:
-        writer, peer = await _writer_and_peer()
+        writer, recording, peer = await _writer_and_peer()
+        writer.hold_next()
         head = bytearray(HEAD)
         writer.write(head)  # type: ignore[arg-type]  # a buffer its writer reuses at once
         head[:] = b"x" * len(head)
+        assert _received(peer) == b"" and writer.get_write_buffer_size() == len(HEAD)
         writer.write(b"body")
-        assert _nothing_yet(peer)
-        await asyncio.sleep(0)
-        assert peer.recv(65536) == HEAD + b"body"
-        writer.write(b"next")
-        await asyncio.sleep(0)
-        assert peer.recv(65536) == b"next"
-        writer.close()
-        peer.close()
-
-    run(scenario())
-
-
-def test_closing_writes_what_is_held_first(run: Callable[..., None]) -> None:
-    async def scenario() -> None:
-        writer, peer = await _writer_and_peer()
-        writer.write(HEAD)
-        writer.write(b"last")
-        writer.close()
-        assert writer.is_closing()
+        assert recording.calls == [("writelines", HEAD + b"|body")]
+        writer.write(b"more")  # the rest of a body goes straight to the transport
+        assert recording.calls[1:] == [("write", b"more")]
         await asyncio.sleep(0.05)
-        assert peer.recv(65536) == HEAD + b"last"
-        assert peer.recv(65536) == b""  # then the end of the stream
+        assert _received(peer) == HEAD + b"bodymore"
+        writer.close()
         peer.close()
 
     run(scenario())
 
 
-def test_what_is_held_when_the_connection_is_lost_is_dropped(run: Callable[..., None]) -> None:
+def test_a_head_without_body_bytes_leaves_alone(run: Callable[..., None]) -> None:
     async def scenario() -> None:
-        writer, peer = await _writer_and_peer()
+        writer, recording, peer = await _writer_and_peer()
+        writer.hold_next()
+        writer.write(HEAD)
+        writer.write(b"")  # an empty body (uvicorn writes it for Content-Length: 0)
+        writer.hold_next()
+        writer.write(HEAD)  # no body follows (HEAD): the next turn of the loop sends it
+        await asyncio.sleep(0.05)
+        assert recording.calls == [("write", HEAD), ("write", HEAD)]
+        assert _received(peer) == HEAD + HEAD
+        writer.close()
+        peer.close()
+
+    run(scenario())
+
+
+def test_closing_sends_a_held_head_first_and_a_lost_connection_drops_it(run: Callable[..., None]) -> None:
+    async def scenario() -> None:
+        for end in (CoalescingWriter.close, CoalescingWriter.write_eof):
+            writer, recording, peer = await _writer_and_peer()
+            writer.hold_next()
+            writer.write(HEAD)
+            end(writer)
+            await asyncio.sleep(0.05)
+            assert recording.calls == [("write", HEAD)]
+            assert _received(peer) == HEAD
+            assert _received(peer) == b""  # then the end of the stream
+            writer.close()
+            peer.close()
+        writer, recording, peer = await _writer_and_peer()
+        writer.hold_next()
         writer.write(HEAD)
         writer.discard()
         await asyncio.sleep(0.05)
-        assert _nothing_yet(peer)
+        assert recording.calls == [] and writer.get_write_buffer_size() == 0
         writer.close()
+        assert writer.is_closing()
         peer.close()
 
     run(scenario())
 
 
 @pytest.fixture(scope="module")
-def address(collection: Collection) -> Iterator[tuple[str, int]]:
-    with running_server(collection.settings) as base:
-        host, port = base.removeprefix("http://").split(":")
-        yield host, int(port)
+def server(collection: Collection) -> Iterator[uvicorn.Server]:
+    """tierserve's protocol in a real uvicorn server on loopback (`address`)."""
+    server = uvicorn.Server(bounded_config(create_app(collection.settings), collection.settings, free_port()))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield server
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def address(server: uvicorn.Server) -> tuple[str, int]:
+    return "127.0.0.1", server.config.port
 
 
 class Answers:
@@ -138,8 +191,21 @@ class Answers:
         return int(lines[0].split()[1]), headers, body
 
 
-def test_pipelined_requests_are_answered_whole_and_in_order(address: tuple[str, int]) -> None:
-    with socket.create_connection(address, timeout=10) as sock:
+def test_every_connection_writes_through_a_coalescing_writer(server: uvicorn.Server) -> None:
+    with socket.create_connection(address(server), timeout=10) as sock:
+        sock.sendall(_request(TILE, []))
+        status, headers, tile = Answers(sock).next()
+        assert (status, headers["content-type"], tile[:2]) == (200, "image/jpeg", b"\xff\xd8")
+        connections = list(server.server_state.connections)
+        assert connections and all(isinstance(c.transport, CoalescingWriter) for c in connections)
+        sock.sendall(f"HEAD {TILE} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        sock.settimeout(2)  # a head without body leaves when the answer completes
+        head = sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(server: uvicorn.Server) -> None:
+    with socket.create_connection(address(server), timeout=10) as sock:
         sock.sendall(_request(TILE, []) + _request("/healthz", []) + _request(TILE, ["If-None-Match: *"]))
         answers = Answers(sock)
         tile_status, tile_headers, tile = answers.next()

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with bounded request heads and idle connections closed.
+"""uvicorn's httptools protocol with bounded request heads, idle connections closed, and a whole
+response's head and body sent in one write (`CoalescingWriter`).
 
 httptools sets no limit on the request line or the header fields, so an attacker could make a
 worker buffer megabytes per connection. `BoundedHttpToolsProtocol` counts the bytes of every request
@@ -78,44 +79,67 @@ class _Refused(Exception):
 
 
 class CoalescingWriter:
-    """A connection's transport with writes held until the end of the event loop's turn, so that a
-    response's head and the body sent right after it (a whole response: `http.response.start`, then
-    its body) leave in one system call and one TCP segment instead of two.
+    """A connection's transport that sends a response's head together with the first body bytes: a
+    whole response (`http.response.start`, then its body in the same step of its task) leaves in one
+    `writelines` (one writev system call on uvloop) instead of two writes.
 
-    The protocol and its request cycles all write through it, so bytes keep their order: what is held
-    is written before the connection closes, by a callback scheduled when the first of it was held
-    (the next turn of the loop), and dropped when the connection is lost. Everything else is the
-    transport's."""
+    `hold_next` (called as a request's answer starts) holds the next write, the head; the write after
+    it sends both at once, and every other write goes straight to the transport, so flow control sees
+    each body chunk as before. A head without body bytes (HEAD, 304, a stream whose first chunk is not
+    ready) is sent when the answer completes, when the connection closes, or by a callback on the next
+    turn of the event loop, whichever comes first; it is dropped when the connection is lost. The
+    protocol and its request cycles all write through it, so bytes keep their order."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_armed", "_held", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._held: list[bytes] = []
+        self._held: bytes | None = None
+        self._armed = False
+
+    def hold_next(self) -> None:
+        """Hold the next write (a response's head) until the write after it."""
+        self._armed = True
 
     def write(self, data: bytes) -> None:
-        """Hold `data` (a copy when it is not immutable bytes: a caller may reuse its buffer)."""
-        if not self._held:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if data:
+                self._transport.writelines([held, data])
+            else:
+                self._transport.write(held)
+        elif self._armed:
+            self._armed = False
+            self._held = data if type(data) is bytes else bytes(data)  # a caller may reuse its buffer
             self._loop.call_soon(self.flush)
-        self._held.append(data if type(data) is bytes else bytes(data))
+        else:
+            self._transport.write(data)
 
     def flush(self) -> None:
-        """Write what is held in one system call; nothing when it has been written or dropped."""
-        if self._held:
-            held, self._held = self._held, []
-            if len(held) == 1:
-                self._transport.write(held[0])
-            else:
-                self._transport.writelines(held)
+        """Send the held head, if any."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
 
     def discard(self) -> None:
-        """Drop what is held (the connection is gone)."""
-        self._held = []
+        """Drop the held head (the connection is gone)."""
+        self._held = None
 
     def close(self) -> None:
         self.flush()
         self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self.discard()
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
@@ -174,9 +198,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431, f"the request head exceeds {self.limits.max_head} bytes", "max_header_bytes")
 
     def on_response_complete(self) -> None:
+        self._writer.flush()  # a head without body bytes (HEAD) leaves now
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_idle_timer()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self._writer.hold_next()  # the answer's first write is its head
+        super()._start_asgi_task(cycle, app)
 
     # parser callbacks
 
