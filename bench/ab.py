@@ -7,10 +7,10 @@
 Both run `tierserve serve` with the settings of bench.compare plus their own environment (`--a`,
 `--b`, NAME=VALUE, repeatable), on the benchmark collection of bench.compare. Per workload and
 concurrency: req/s over all runs of a configuration, CPU ms per request (all its processes), the
-share of its workers' CPU taken by the busiest worker in each run (printed: the mean; 1/workers
-when connections are spread evenly), the resident memory of its largest worker right after its
-runs and again after `--quiet` idle seconds, and the RSS its workers started with. Writes the same
-as JSON under bench/results/.
+medians over its runs of wrk's p50 and p99 latencies, the share of its workers' CPU taken by the
+busiest worker in each run (printed: the mean; 1/workers when connections are spread evenly), the
+resident memory of its largest worker right after its runs and again after `--quiet` idle seconds,
+and the RSS its workers started with. Writes the same as JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import time
 from typing import Any
 
 from bench import collection, wrk
-from bench.common import assignment, collection_parser, write_results
+from bench.common import assignment, collection_parser, stop_servers_on_sigterm, write_results
 from bench.servers import BENCH_SETTINGS, Server, TierServe, cpu_seconds, memory_mib
 from bench.workloads import standard_workloads
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     args = _arguments()
     images = collection.ensure(args.data_dir)
     workloads = [w for w in standard_workloads(**images) if w.key in args.only]
@@ -64,6 +65,7 @@ def _measure(
     cpu = dict.fromkeys(servers, 0.0)
     rss_after_runs = dict.fromkeys(servers, 0.0)
     busiest_shares: dict[str, list[float]] = {name: [] for name in servers}
+    latencies: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
     for server in servers.values():
         wrk.run(server.base_url, paths, connections, args.warmup)
     for _ in range(args.rounds):
@@ -74,6 +76,7 @@ def _measure(
             worker_cpu = [now - then for now, then in zip(_worker_cpu(server), workers_before, strict=True)]
             busiest_shares[name].append(max(worker_cpu) / max(1e-9, sum(worker_cpu)))
             requests[name] += int(summary["requests"])
+            latencies[name].append((summary["p50_us"] / 1000, summary["p99_us"] / 1000))
             seconds[name] += summary["duration_us"] / 1e6
             rss_after_runs[name] = max(rss_after_runs[name], _largest_rss(server))
     time.sleep(args.quiet)
@@ -81,6 +84,8 @@ def _measure(
         name: {
             "rps": round(requests[name] / seconds[name], 1),
             "cpu_ms_per_request": round(cpu[name] * 1000 / max(1, requests[name]), 3),
+            "p50_ms": round(statistics.median(p50 for p50, _ in latencies[name]), 2),
+            "p99_ms": round(statistics.median(p99 for _, p99 in latencies[name]), 2),
             "busiest_worker_cpu_shares": [round(share, 2) for share in busiest_shares[name]],
             "rss_after_runs_mib": round(rss_after_runs[name], 1),
             "rss_after_quiet_mib": round(_largest_rss(server), 1),
@@ -99,7 +104,8 @@ def _largest_rss(server: Server) -> float:
 
 def _format(key: str, connections: int, row: dict[str, Any]) -> str:
     cells = [
-        f"{name}: {m['rps']:8.1f} req/s {m['cpu_ms_per_request']:7.3f} ms CPU/req, busiest worker "
+        f"{name}: {m['rps']:8.1f} req/s {m['cpu_ms_per_request']:7.3f} ms CPU/req, p50 / p99 "
+        f"{m['p50_ms']:.2f} / {m['p99_ms']:.2f} ms, busiest worker "
         f"{statistics.mean(m['busiest_worker_cpu_shares']):.0%} of the CPU, largest worker "
         f"{m['rss_after_runs_mib']:.0f} MiB after the runs, {m['rss_after_quiet_mib']:.0f} after the pause"
         for name, m in row.items()

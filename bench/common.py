@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -20,6 +21,12 @@ import numpy.typing as npt
 RESULTS = Path(__file__).parent / "results"
 #: Where bench.collection builds the benchmark collection of bench.compare, unless `--data-dir` says otherwise.
 BENCH_DATA_DIR = Path("/var/tmp/tierserve-bench")
+
+
+def stop_servers_on_sigterm() -> None:
+    """Turn SIGTERM (`kill`, `timeout`) into SystemExit, so that the `finally` blocks that stop the
+    servers a benchmark started run, instead of leaving them serving."""
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(128 + signal.SIGTERM))
 
 
 def collection_parser(description: str | None) -> argparse.ArgumentParser:

@@ -36,7 +36,7 @@ import httpx2
 import pyvips
 
 from bench import collection, floor, wrk
-from bench.common import BENCH_DATA_DIR, assignment, write_results
+from bench.common import BENCH_DATA_DIR, assignment, stop_servers_on_sigterm, write_results
 from bench.servers import (
     BENCH_SETTINGS,
     IIPIMAGE_DEFAULT_CACHE_MB,
@@ -57,6 +57,7 @@ SETTLE_SECONDS = 3
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     args = _arguments()
     ensure_iipimage()
     images = collection.ensure(args.data_dir)

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from bench.common import free_port, start_server
+from bench.common import free_port, start_server, stop_servers_on_sigterm
 
 IMAGE_PATHS = ("section_image_download", "atlas_image_download", "projection_image_download", "image_download")
 NAMES = (
@@ -180,6 +180,7 @@ def fuzz_schema(base_url: str, client: httpx2.Client, examples: int, statuses: c
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--examples", type=int, default=2000, help="query strings; schema cases are a tenth")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench.common import free_port, memory_kib, start_server, write_results
+from bench.common import free_port, memory_kib, start_server, stop_servers_on_sigterm, write_results
 from tierserve.db.database import Database
 from tierserve.db.models import SubImage
 from tierserve.settings import Settings
@@ -54,6 +54,7 @@ def summary(samples: list[tuple[float, float, int]]) -> dict[str, float]:
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Settings().data_dir)
     parser.add_argument("--image", type=int, default=69750516, help="SectionImage id (default: largest demo image)")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import collection
-from bench.common import collection_parser, write_results
+from bench.common import collection_parser, stop_servers_on_sigterm, write_results
 from bench.servers import TierServe
 from tierserve.db.database import Database
 from tierserve.db.models import SubImage
@@ -78,6 +78,7 @@ def pixels(data_dir: Path) -> tuple[int, float, float]:
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     parser = collection_parser(__doc__)
     parser.add_argument("--data-set", type=int, action="append", help="data sets to mirror (default: both)")
     parser.add_argument("--region-size", type=int, default=2048)

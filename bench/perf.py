@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bench import collection, wrk
-from bench.common import collection_parser
+from bench.common import collection_parser, stop_servers_on_sigterm
 from bench.servers import BENCH_SETTINGS, TierServe, cpu_seconds
 from bench.workloads import standard_workloads
 
@@ -32,6 +32,7 @@ SHOWN_PERCENT = 0.5
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     args = _arguments()
     if shutil.which("perf") is None:
         raise SystemExit("bench.perf needs Linux perf (apt install linux-perf)")

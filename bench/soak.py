@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench.common import free_port, memory_kib, start_server, write_results
+from bench.common import free_port, memory_kib, start_server, stop_servers_on_sigterm, write_results
 
 LARGEST = 69750516
 
@@ -92,6 +92,7 @@ async def soak(
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--duration", type=float, default=600)

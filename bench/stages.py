@@ -21,7 +21,7 @@ from typing import Any
 import httpx2
 
 from bench import collection, floor, wrk
-from bench.common import collection_parser, median_cpu_ms
+from bench.common import collection_parser, median_cpu_ms, stop_servers_on_sigterm
 from bench.servers import BENCH_SETTINGS, TierServe
 from bench.workloads import Request, standard_workloads
 from tierserve.core.encode import Encoding, encode_jpeg_array
@@ -36,6 +36,7 @@ STAGED = ("6-tiles", "3-whole-not-stored", "2-whole-ds4", "1-region-q75")
 
 
 def main() -> None:
+    stop_servers_on_sigterm()
     args = _arguments()
     images = collection.ensure(args.data_dir)
     store = args.data_dir / "store"

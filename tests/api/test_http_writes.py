@@ -1,4 +1,4 @@
-"""A response's head leaves with its first body bytes in one write, and a connection's bytes keep their order.
+"""A connection's writes leave together at the end of the loop's turn (at once past a bound), in order.
 
 `CoalescingWriter` on real transports (a socket pair, on asyncio's loop and on uvloop's, which
 `tierserve serve` runs), then tierserve's protocol in a real uvicorn server on loopback.
@@ -21,7 +21,7 @@ import uvloop
 from tests.api.test_http_limits import TILE, _request
 from tests.conftest import Collection, bounded_config, free_port
 from tierserve.api.app import create_app
-from tierserve.api.http_protocol import CoalescingWriter
+from tierserve.api.http_protocol import HOLD_BYTES, CoalescingWriter
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n"
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
@@ -82,48 +82,53 @@ def _received(peer: socket.socket) -> bytes:
         return b""
 
 
-def test_a_head_leaves_with_the_first_body_bytes_in_one_call(run: Callable[..., None]) -> None:
+def test_a_turns_writes_leave_together_at_its_end(run: Callable[..., None]) -> None:
     async def scenario() -> None:
         writer, recording, peer = await _writer_and_peer()
-        writer.hold_next()
         head = bytearray(HEAD)
         writer.write(head)  # type: ignore[arg-type]  # a buffer its writer reuses at once
         head[:] = b"x" * len(head)
-        assert _received(peer) == b"" and writer.get_write_buffer_size() == len(HEAD)
         writer.write(b"body")
-        assert recording.calls == [("writelines", HEAD + b"|body")]
-        writer.write(b"more")  # the rest of a body goes straight to the transport
-        assert recording.calls[1:] == [("write", b"more")]
+        assert _received(peer) == b"" and writer.get_write_buffer_size() == len(HEAD) + 4
         await asyncio.sleep(0.05)
-        assert _received(peer) == HEAD + b"bodymore"
+        assert recording.calls == [("writelines", HEAD + b"|body")]
+        assert _received(peer) == HEAD + b"body"
+        writer.write(HEAD)  # alone in its turn (a HEAD answer)
+        await asyncio.sleep(0.05)
+        assert recording.calls[1:] == [("write", HEAD)]
+        assert _received(peer) == HEAD
         writer.close()
         peer.close()
 
     run(scenario())
 
 
-def test_a_head_without_body_bytes_leaves_alone(run: Callable[..., None]) -> None:
+def test_writes_reaching_the_bound_leave_at_once(run: Callable[..., None]) -> None:
     async def scenario() -> None:
         writer, recording, peer = await _writer_and_peer()
-        writer.hold_next()
         writer.write(HEAD)
-        writer.write(b"")  # an empty body (uvicorn writes it for Content-Length: 0)
-        writer.hold_next()
-        writer.write(HEAD)  # no body follows (HEAD): the next turn of the loop sends it
+        writer.write(b"a" * (HOLD_BYTES - len(HEAD) - 1))
+        assert recording.calls == []
+        writer.write(b"b")  # the bound: written now, so flow control sees it
+        assert [name for name, _ in recording.calls] == ["writelines"]
+        assert writer.get_write_buffer_size() == recording.transport.get_write_buffer_size()
         await asyncio.sleep(0.05)
-        assert recording.calls == [("write", HEAD), ("write", HEAD)]
-        assert _received(peer) == HEAD + HEAD
+        assert len(recording.calls) == 1  # nothing left for the end of the turn
+        received = b""
+        while len(received) < HOLD_BYTES:
+            received += _received(peer)
+            await asyncio.sleep(0.01)
+        assert received == HEAD + b"a" * (HOLD_BYTES - len(HEAD) - 1) + b"b"
         writer.close()
         peer.close()
 
     run(scenario())
 
 
-def test_closing_sends_a_held_head_first_and_a_lost_connection_drops_it(run: Callable[..., None]) -> None:
+def test_closing_writes_what_is_held_first_and_a_lost_connection_drops_it(run: Callable[..., None]) -> None:
     async def scenario() -> None:
         for end in (CoalescingWriter.close, CoalescingWriter.write_eof):
             writer, recording, peer = await _writer_and_peer()
-            writer.hold_next()
             writer.write(HEAD)
             end(writer)
             await asyncio.sleep(0.05)
@@ -133,7 +138,6 @@ def test_closing_sends_a_held_head_first_and_a_lost_connection_drops_it(run: Cal
             writer.close()
             peer.close()
         writer, recording, peer = await _writer_and_peer()
-        writer.hold_next()
         writer.write(HEAD)
         writer.discard()
         await asyncio.sleep(0.05)
@@ -199,7 +203,7 @@ def test_every_connection_writes_through_a_coalescing_writer(server: uvicorn.Ser
         connections = list(server.server_state.connections)
         assert connections and all(isinstance(c.transport, CoalescingWriter) for c in connections)
         sock.sendall(f"HEAD {TILE} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-        sock.settimeout(2)  # a head without body leaves when the answer completes
+        sock.settimeout(2)  # an answer without body leaves too
         head = sock.recv(65536)
         assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
 
