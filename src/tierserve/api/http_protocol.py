@@ -91,8 +91,10 @@ class CoalescingWriter:
     instead of two, and under load a worker answers the requests of one turn of the loop, then
     writes their answers: measured, this costs less CPU per request than writing each at once
     (docs/performance.md). Held bytes are written at once when they reach `HOLD_BYTES`, before the
-    connection closes or ends its output, and dropped when the connection is lost or aborted. The
-    protocol and its request cycles all write through it, so bytes keep their order."""
+    connection closes or ends its output, when an answer completes with no other in progress in the
+    worker (`BoundedHttpToolsProtocol.on_response_complete`: nothing to batch with, so no wait), and
+    dropped when the connection is lost or aborted. The protocol and its request cycles all write
+    through it, so bytes keep their order."""
 
     __slots__ = ("_held", "_held_bytes", "_loop", "_transport")
 
@@ -195,6 +197,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431, f"the request head exceeds {self.limits.max_head} bytes", "max_header_bytes")
 
     def on_response_complete(self) -> None:
+        if len(self.tasks) <= 1:  # no other answer in progress in this worker: none to write it with
+            self._writer.flush()
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_idle_timer()
