@@ -291,12 +291,10 @@ def live_server(collection: Collection) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> Iterator[str]:
-    """A real uvicorn server on loopback serving what `settings` name (the app inside `wrap`, if given),
-    in a thread; yields its base URL."""
-    port = free_port()
-    app = create_app(settings)
-    server = uvicorn.Server(bounded_config(wrap(app) if wrap else app, settings, port))
+def serving(app: ASGIApp, settings: Settings) -> Iterator[uvicorn.Server]:
+    """`app` in a real uvicorn server with tierserve's protocol and the limits of `settings`, on a free
+    loopback port (`server.config.port`), in a thread; stopped on exit."""
+    server = uvicorn.Server(bounded_config(app, settings, free_port()))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -304,6 +302,17 @@ def running_server(settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None
         if time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> Iterator[str]:
+    """A real uvicorn server on loopback serving what `settings` name (the app inside `wrap`, if given),
+    in a thread; yields its base URL."""
+    app = create_app(settings)
+    with serving(wrap(app) if wrap else app, settings) as server:
+        yield f"http://127.0.0.1:{server.config.port}"

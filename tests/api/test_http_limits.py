@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import resource
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
-from tests.conftest import Collection, bounded_config, free_port
+from tests.conftest import Collection, serving
 from tierserve.api.app import create_app
 
 #: The server's idle timeout in these tests (seconds).
@@ -26,17 +24,8 @@ TILE = "/api/v2/section_image_download/2001?left=0&top=0&width=64&height=64"
 @pytest.fixture(scope="module")
 def server(collection: Collection) -> Iterator[tuple[str, int]]:
     settings = collection.settings.model_copy(update={"idle_timeout": IDLE})
-    port = free_port()
-    server = uvicorn.Server(bounded_config(create_app(settings), settings, port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield "127.0.0.1", port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings), settings) as running:
+        yield "127.0.0.1", running.config.port
 
 
 def _connect(address: tuple[str, int]) -> socket.socket:

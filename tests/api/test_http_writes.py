@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -19,7 +17,7 @@ import uvicorn
 import uvloop
 
 from tests.api.test_http_limits import TILE, _request
-from tests.conftest import Collection, bounded_config, free_port
+from tests.conftest import Collection, serving
 from tierserve.api.app import create_app
 from tierserve.api.http_protocol import HOLD_BYTES, CoalescingWriter
 
@@ -152,16 +150,8 @@ def test_closing_writes_what_is_held_first_and_a_lost_connection_drops_it(run: C
 @pytest.fixture(scope="module")
 def server(collection: Collection) -> Iterator[uvicorn.Server]:
     """tierserve's protocol in a real uvicorn server on loopback (`address`)."""
-    server = uvicorn.Server(bounded_config(create_app(collection.settings), collection.settings, free_port()))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield server
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(collection.settings), collection.settings) as running:
+        yield running
 
 
 def address(server: uvicorn.Server) -> tuple[str, int]:
